@@ -1,0 +1,18 @@
+// Command tide is the autoscaling scheduler: one binary with subcommands.
+// main is thin: it turns signals into context cancellation and hands the
+// arguments to run, so that every command can be started inside tests.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, newEnv(), os.Args[1:])
+	stop()
+	os.Exit(code)
+}
