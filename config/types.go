@@ -21,6 +21,9 @@ type Schedule struct {
 
 	// File is the path the schedule was read from (not in YAML).
 	File string `yaml:"-"`
+
+	// pos says where each field is in the file; nil for a schedule built in Go.
+	pos *positions
 }
 
 // Cloud selects and configures the cloud provider.
@@ -125,8 +128,11 @@ type CronWindow struct {
 	Start    string   `yaml:"start"`
 	End      string   `yaml:"end"`
 	Duration Duration `yaml:"duration"`
-	TimeZone string   `yaml:"timezone"`
-	Count    int      `yaml:"count"`
+	// WallClock makes Duration a span of the local clock: Friday 18:00 for
+	// 60h closes Monday 06:00 local even when the clocks change meanwhile.
+	WallClock bool   `yaml:"wall_clock"`
+	TimeZone  string `yaml:"timezone"`
+	Count     int    `yaml:"count"`
 	// Mode is floor (default: at least Count) or exact (Count, no more, no less).
 	Mode string `yaml:"mode"`
 }
