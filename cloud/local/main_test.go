@@ -1,0 +1,200 @@
+package local_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tideops/tide/cloud/local"
+	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/remote"
+)
+
+// TestMain doubles as a local-cloud host: the provider under test starts
+// this test binary with TIDE_LOCAL_HOST_DIR set, so no tide binary is needed.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(local.HostDirEnv); dir != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		err := local.RunHost(ctx, dir, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "local host:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	// Hosts built with -race would otherwise sleep a second on exit.
+	os.Setenv("GORACE", "atexit_sleep_ms=0")
+	os.Exit(m.Run())
+}
+
+// testCloud is a provider on a state directory and network of its own,
+// with a client key the hosts accept.
+type testCloud struct {
+	*local.Provider
+	stateDir string
+	signer   ssh.Signer
+	opts     local.Options
+}
+
+// newTestCloud starts nothing; its cleanup terminates every instance on the
+// state directory and checks that no host process is left. Each test passes
+// its own network so tests running at once do not share addresses.
+func newTestCloud(t *testing.T, network string, bootDelay time.Duration) *testCloud {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := local.Options{
+		StateDir:       t.TempDir(),
+		Network:        network,
+		Port:           2222,
+		BootDelay:      bootDelay,
+		Executable:     []string{os.Args[0]},
+		AuthorizedKeys: []ssh.PublicKey{signer.PublicKey()},
+		StopGrace:      3 * time.Second,
+	}
+	p, err := local.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &testCloud{Provider: p, stateDir: opts.StateDir, signer: signer, opts: opts}
+	t.Cleanup(func() { tc.terminateAll(t) })
+	return tc
+}
+
+// reopen returns a new Provider on the same state directory, as another
+// tide process would make.
+func (tc *testCloud) reopen(t *testing.T) *local.Provider {
+	t.Helper()
+	p, err := local.New(tc.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// terminateAll terminates every instance of the state directory, then
+// checks that none of their processes is left.
+func (tc *testCloud) terminateAll(t *testing.T) {
+	ctx := context.Background()
+	insts, err := tc.List(ctx, "")
+	if err != nil {
+		t.Errorf("cleanup: listing: %v", err)
+		return
+	}
+	for _, in := range insts {
+		if err := tc.Terminate(ctx, in.ID); err != nil {
+			t.Errorf("cleanup: terminating %s: %v", in.ID, err)
+		}
+	}
+	for _, in := range insts {
+		if pids := hostProcesses(in.ID); len(pids) > 0 {
+			t.Errorf("cleanup: processes of %s left: %v", in.ID, pids)
+		}
+	}
+}
+
+// hostProcesses returns the pids of live processes carrying host id's
+// mark in their environment.
+func hostProcesses(id string) []int {
+	marker := []byte("TIDE_HOST_ID=" + id)
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if bytes.Equal(kv, marker) {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// waitState polls until the instance is in state want, or fails the test
+// after d.
+func waitState(t *testing.T, p *local.Provider, id string, want fleet.State, d time.Duration) fleet.Instance {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		in, err := p.Instance(context.Background(), id)
+		if err != nil {
+			t.Fatalf("instance %s: %v", id, err)
+		}
+		if in.State == want {
+			return in
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance %s is %s, not %s, after %s", id, in.State, want, d)
+		}
+		<-tick.C
+	}
+}
+
+// dialer returns an SSH dialer with the cloud's client key and a
+// known_hosts of its own.
+func (tc *testCloud) dialer(t *testing.T) *remote.Dialer {
+	t.Helper()
+	d, err := remote.NewDialer(remote.Config{
+		User:           "tide",
+		Signers:        []ssh.Signer{tc.signer},
+		KnownHostsFile: filepath.Join(t.TempDir(), "known_hosts"),
+		Port:           tc.Port(),
+		Timeout:        5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// connect waits for the instance to run and dials it, verifying its key
+// against its console.
+func (tc *testCloud) connect(t *testing.T, d *remote.Dialer, id string) (*remote.Client, fleet.Instance) {
+	t.Helper()
+	in := waitState(t, tc.Provider, id, fleet.StateRunning, 20*time.Second)
+	ctx := context.Background()
+	fps, err := tc.HostKeyFingerprints(ctx, id)
+	if err != nil || len(fps) == 0 {
+		t.Fatalf("fingerprints of running %s: %v, %v", id, fps, err)
+	}
+	c, err := d.DialRetry(ctx, in.Address, fps, 10*time.Second)
+	if err != nil {
+		t.Fatalf("dialing %s: %v", id, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, in
+}
