@@ -1,3 +1,4 @@
-// Package main is the tide binary. cmd/tide is the only place that wires
+// Command tide is the autoscaling scheduler: one binary with subcommands
+// (tide help lists them). cmd/tide is the only place that wires
 // tide's packages together; nothing imports it.
 package main

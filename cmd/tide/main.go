@@ -1,6 +1,3 @@
-// Command tide is the autoscaling scheduler: one binary with subcommands.
-// main is thin: it turns signals into context cancellation and hands the
-// arguments to run, so that every command can be started inside tests.
 package main
 
 import (
@@ -10,6 +7,8 @@ import (
 	"syscall"
 )
 
+// main is thin: it turns signals into context cancellation and hands the
+// arguments to run, so that every command can be started inside tests.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, newEnv(), os.Args[1:])
