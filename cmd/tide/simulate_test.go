@@ -103,7 +103,7 @@ func TestSimulateNASA(t *testing.T) {
 	tl, svg := filepath.Join(dir, "tl.csv"), filepath.Join(dir, "tl.svg")
 	e, out, errb := simEnv()
 	code := run(context.Background(), e, []string{"simulate", "--trace", tracePath, "--capacity-per-instance", "40",
-		"--lead", "10m", "--out", tl, "--json"})
+		"--lead", "10m", "--out", tl, "--json", "--chart", svg})
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
@@ -146,7 +146,7 @@ func TestSimulateNASA(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d decisions used a forecast", forecasts, len(rows))
-	_ = svg
+	checkSVG(t, svg)
 }
 
 // checkSVG checks that the chart is well-formed XML with an svg root.
