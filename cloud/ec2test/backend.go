@@ -1,0 +1,117 @@
+package ec2test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/tideops/tide/fleet"
+)
+
+// Backend provides the hosts behind the server's instances. The server
+// chooses the instance ids and keeps the EC2 view (states, tags, tokens); the
+// backend only starts, locates and stops hosts. Calls may block on I/O; the
+// server never holds its lock across them.
+type Backend interface {
+	// Start boots a host for instance id. spec.ClientToken is never empty:
+	// it is the request's client token, or id when the request had none, so
+	// a backend may use it as its own idempotency key. Start may return ""
+	// when the host has no address yet; the server then asks Address.
+	Start(ctx context.Context, id string, spec fleet.LaunchSpec) (address string, err error)
+	// Address returns the host's address once it has one.
+	Address(ctx context.Context, id string) (address string, ok bool)
+	// ConsoleOutput returns the host's console text so far (plain text, not
+	// base64), "" when it has printed nothing yet.
+	ConsoleOutput(ctx context.Context, id string) (string, error)
+	// Stop stops the host and frees its resources. Stopping an unknown or
+	// already stopped host is not an error.
+	Stop(ctx context.Context, id string) error
+}
+
+// MemoryBackend is an in-memory Backend for unit tests. Its hosts get fake
+// addresses in 10.0.0.0/16 that nothing listens on, and a console that prints
+// a cloud-init style host key fingerprint block with a fingerprint derived
+// from the instance id (see FakeFingerprint).
+type MemoryBackend struct {
+	mu    sync.Mutex
+	next  int
+	hosts map[string]string // id -> address
+}
+
+var _ Backend = (*MemoryBackend)(nil)
+
+// NewMemoryBackend returns an empty MemoryBackend.
+func NewMemoryBackend() *MemoryBackend {
+	return &MemoryBackend{hosts: make(map[string]string)}
+}
+
+// Start allocates the next fake address. The address is reported through
+// Address, never by Start, so that clients see it appear late.
+func (b *MemoryBackend) Start(_ context.Context, id string, _ fleet.LaunchSpec) (string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.hosts[id]; !ok {
+		b.next++
+		b.hosts[id] = fmt.Sprintf("10.0.%d.%d", (b.next/250)%256, b.next%250+1)
+	}
+	return "", nil
+}
+
+// Address returns the fake address of a started host.
+func (b *MemoryBackend) Address(_ context.Context, id string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, ok := b.hosts[id]
+	return a, ok
+}
+
+// ConsoleOutput returns a console with a host key fingerprint block.
+func (b *MemoryBackend) ConsoleOutput(_ context.Context, id string) (string, error) {
+	b.mu.Lock()
+	_, ok := b.hosts[id]
+	b.mu.Unlock()
+	if !ok {
+		return "", nil
+	}
+	return "[    0.000000] Linux version 6.1.0 (fake)\n" +
+		HostKeyConsole("ip-"+id, []string{"256 " + FakeFingerprint(id) + " root@ip-" + id + " (ED25519)"}), nil
+}
+
+// Stop forgets the host.
+func (b *MemoryBackend) Stop(_ context.Context, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.hosts, id)
+	return nil
+}
+
+// FakeFingerprint is the SHA256 fingerprint the MemoryBackend prints for an
+// instance: the unpadded base64 of the SHA-256 of the id, as ssh-keygen
+// formats fingerprints.
+func FakeFingerprint(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+// HostKeyConsole formats host key fingerprints the way cloud-init's
+// write-ssh-key-fingerprints prints them on an EC2 console, each line prefixed
+// with "ec2: ". A line may be a full ssh-keygen line ("256 SHA256:... root@host
+// (ED25519)") or a bare fingerprint ("SHA256:..."), which is printed as an
+// ED25519 key of host.
+func HostKeyConsole(host string, lines []string) string {
+	var b strings.Builder
+	b.WriteString("ec2: #############################################################\n")
+	b.WriteString("ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----\n")
+	for _, l := range lines {
+		if !strings.Contains(l, " ") {
+			l = "256 " + l + " root@" + host + " (ED25519)"
+		}
+		b.WriteString("ec2: " + l + "\n")
+	}
+	b.WriteString("ec2: -----END SSH HOST KEY FINGERPRINTS-----\n")
+	b.WriteString("ec2: #############################################################\n")
+	return b.String()
+}
