@@ -1,7 +1,16 @@
 // Package deployer acts on hosts: the label-aware launch pipeline that turns
 // a desired count per role into labelled, reachable, deployed hosts, and the
-// removal path (drain, back up, verify, terminate).
+// removal path (a hook before termination, then terminate).
 //
-// deployer defines the Cloud interface it acts through; cloud providers
-// implement it. It must not import scheduler, server or any cloud package.
+// A Fleet plans with pure functions (labels role-1..role-N, a zone per
+// label, duplicates and extras to remove) over what the cloud lists, cross-
+// referenced with a label cache file, then runs the launch pipeline per
+// label in parallel: launch with a deterministic client token, poll for an
+// address, SSH with backoff and a deadline, verify the host key, write the
+// label to <data path>/LABEL, and hand over to a Deployer hook.
+//
+// deployer declares the small interfaces it consumes (Cloud, HostKeys,
+// Dialer, Host, Deployer, Drainer, Progress); cmd/tide adapts the cloud
+// providers and the SSH client to them. It must not import scheduler,
+// remote, cmd or any cloud package.
 package deployer

@@ -1,0 +1,227 @@
+package deployer
+
+import (
+	"sort"
+
+	"github.com/tideops/tide/fleet"
+)
+
+// Role is what the pipeline needs to know of a role.
+type Role struct {
+	Name  string
+	Type  string
+	Image string
+	// Zones are given to labels round-robin: label n is in
+	// Zones[(n-1) % len(Zones)], whichever host holds it.
+	Zones []string
+	// Fixed roles' hosts are never launched or terminated (static hosts):
+	// planning keeps every host it finds.
+	Fixed bool
+}
+
+// ZoneFor returns the zone of the role's n-th label ("" without zones).
+func (r Role) ZoneFor(n int) string {
+	if len(r.Zones) == 0 || n <= 0 {
+		return ""
+	}
+	return r.Zones[(n-1)%len(r.Zones)]
+}
+
+// Observed is one live instance and the label tide knows it by.
+type Observed struct {
+	Instance fleet.Instance
+	Label    string
+	// Confirmed is set when the label cache holds the instance at its
+	// current address: its LABEL file was written or read.
+	Confirmed bool
+}
+
+// Slot is a label without a host: one launch.
+type Slot struct {
+	Role  string
+	Label string
+	N     int
+	Zone  string
+}
+
+// Removal is a host to remove and why.
+type Removal struct {
+	Observed
+	// Reason is ReasonAboveCount, ReasonDuplicate or ReasonDown.
+	Reason string
+}
+
+// Reasons for a removal.
+const (
+	ReasonAboveCount = "above-count"
+	ReasonDuplicate  = "duplicate"
+	ReasonDown       = "down"
+	// ReasonAdopted marks a kept or launched host that an earlier run left
+	// unlabelled (or whose address changed) and this one finished.
+	ReasonAdopted = "adopted"
+)
+
+// Plan is what a reconcile will do.
+type Plan struct {
+	// Launch holds the labels without a live host, by role and number.
+	Launch []Slot
+	// Keep holds one host per label within the count, and the hosts of
+	// roles the reconcile does not manage, by role and number.
+	Keep []Observed
+	// Remove holds extra hosts: per role, highest label first, a
+	// label's duplicates after its kept host's removal.
+	Remove []Removal
+}
+
+// MakePlan decides, without I/O, what to do with hosts so that each role
+// in desired has exactly the labels role-1..role-N, one live host each.
+// Roles missing from desired, and Fixed roles, are left as they are. Among
+// several hosts holding one label the oldest running one is kept.
+func MakePlan(roles []Role, desired map[string]int, hosts []Observed) Plan {
+	byName := make(map[string]Role, len(roles))
+	for _, r := range roles {
+		byName[r.Name] = r
+	}
+	// Group hosts per role, then per label number, by index into hosts.
+	type group struct {
+		byN   map[int][]int
+		stray []int // label does not parse as role-n
+	}
+	groups := map[string]*group{}
+	get := func(role string) *group {
+		g := groups[role]
+		if g == nil {
+			g = &group{byN: map[int][]int{}}
+			groups[role] = g
+		}
+		return g
+	}
+	for i, h := range hosts {
+		role, n, ok := fleet.ParseLabel(h.Label)
+		if !ok {
+			g := get(h.Instance.Role)
+			g.stray = append(g.stray, i)
+			continue
+		}
+		g := get(role)
+		g.byN[n] = append(g.byN[n], i)
+	}
+
+	var p Plan
+	names := make([]string, 0, len(groups)+len(desired))
+	for name := range groups {
+		names = append(names, name)
+	}
+	for name := range desired {
+		if groups[name] == nil {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+
+	for _, name := range names {
+		g := get(name)
+		want, managed := desired[name]
+		role := byName[name]
+		ns := sortedKeys(g.byN)
+		if !managed || role.Fixed {
+			for _, n := range ns {
+				for _, i := range g.byN[n] {
+					p.Keep = append(p.Keep, hosts[i])
+				}
+			}
+			for _, i := range g.stray {
+				p.Keep = append(p.Keep, hosts[i])
+			}
+			continue
+		}
+		for n := 1; n <= want; n++ {
+			idx := g.byN[n]
+			if len(idx) == 0 {
+				p.Launch = append(p.Launch, Slot{Role: name, Label: fleet.Label(name, n), N: n, Zone: role.ZoneFor(n)})
+				continue
+			}
+			p.Keep = append(p.Keep, hosts[pickOldest(hosts, idx)])
+		}
+		// Removals, highest label first: above the count every host goes,
+		// within it the duplicates, newest first.
+		for k := len(ns) - 1; k >= 0; k-- {
+			n := ns[k]
+			idx := g.byN[n]
+			keep, reason := -1, ReasonAboveCount
+			if n <= want {
+				keep, reason = pickOldest(hosts, idx), ReasonDuplicate
+			}
+			sortNewestFirst(hosts, idx)
+			for _, i := range idx {
+				if i != keep {
+					p.Remove = append(p.Remove, Removal{Observed: hosts[i], Reason: reason})
+				}
+			}
+		}
+		// Hosts of a managed role whose label is not role-n are kept: tide
+		// did not name them and will not guess.
+		for _, i := range g.stray {
+			p.Keep = append(p.Keep, hosts[i])
+		}
+	}
+	return p
+}
+
+// PlanDown removes every host of the fleet but those of Fixed roles,
+// highest label first within each role.
+func PlanDown(roles []Role, hosts []Observed) Plan {
+	desired := map[string]int{}
+	for _, h := range hosts {
+		role, _, ok := fleet.ParseLabel(h.Label)
+		if !ok {
+			role = h.Instance.Role
+		}
+		desired[role] = 0
+	}
+	p := MakePlan(roles, desired, hosts)
+	for i := range p.Remove {
+		p.Remove[i].Reason = ReasonDown
+	}
+	return p
+}
+
+// better reports whether a should be kept over b: running before pending,
+// then oldest, then lowest id.
+func better(a, b fleet.Instance) bool {
+	ra, rb := a.State == fleet.StateRunning, b.State == fleet.StateRunning
+	if ra != rb {
+		return ra
+	}
+	if !a.LaunchedAt.Equal(b.LaunchedAt) {
+		return a.LaunchedAt.Before(b.LaunchedAt)
+	}
+	return a.ID < b.ID
+}
+
+// pickOldest returns the index, among idx, of the host to keep.
+func pickOldest(hosts []Observed, idx []int) int {
+	best := idx[0]
+	for _, i := range idx[1:] {
+		if better(hosts[i].Instance, hosts[best].Instance) {
+			best = i
+		}
+	}
+	return best
+}
+
+// sortNewestFirst orders idx so that the host to keep comes last.
+func sortNewestFirst(hosts []Observed, idx []int) {
+	if len(idx) > 1 {
+		sort.Slice(idx, func(a, b int) bool { return better(hosts[idx[b]].Instance, hosts[idx[a]].Instance) })
+	}
+}
+
+func sortedKeys(m map[int][]int) []int {
+	ks := make([]int, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Ints(ks)
+	return ks
+}
