@@ -1,0 +1,270 @@
+package predictor
+
+import (
+	"math"
+	"slices"
+	"sort"
+)
+
+// decomposition is an MSTL-style split of a series into one seasonal profile
+// per period and a seasonally adjusted rest (level, trend and remainder).
+type decomposition struct {
+	periods  []int
+	profiles [][]float64 // profiles[k][i%periods[k]] is the seasonal of index i
+	adjusted []float64   // y minus all seasonals
+	weights  []float64   // robustness weights in [0,1] per index
+}
+
+// seasonal returns the sum of the seasonal profiles at absolute index i.
+func (d *decomposition) seasonal(i int) float64 {
+	s := 0.0
+	for k, p := range d.periods {
+		s += d.profiles[k][((i%p)+p)%p]
+	}
+	return s
+}
+
+// decays gives the per-cycle weight decay of the seasonal profiles: the
+// shortest period uses Short, longer ones Long. Recent cycles weigh more so
+// that a profile follows changes of shape; a decay near 1 averages more
+// cycles and so more noise out.
+type decays struct{ Short, Long float64 }
+
+func (d decays) of(k int) float64 {
+	if k == 0 {
+		return d.Short
+	}
+	return d.Long
+}
+
+// usablePeriods keeps the periods with at least two full cycles in n values,
+// sorted ascending and deduplicated.
+func usablePeriods(periods []int, n int) []int {
+	var out []int
+	for _, p := range periods {
+		if p >= 2 && n >= 2*p && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// decompose estimates seasonal profiles for the usable periods of y by
+// iterating, per period, a centred moving average to remove the trend and
+// recency-weighted per-phase means of the detrended values. Two outer
+// passes derive bisquare robustness weights from the remainder, so that
+// outliers do not bend the profiles.
+//
+// w0, if not nil, gives prior weights per value (0 for imputed values).
+func decompose(y []float64, periods []int, dec decays, w0 []float64) decomposition {
+	n := len(y)
+	d := decomposition{periods: usablePeriods(periods, n)}
+	d.weights = make([]float64, n)
+	for i := range d.weights {
+		d.weights[i] = 1
+		if w0 != nil {
+			d.weights[i] = w0[i]
+		}
+	}
+	seas := make([][]float64, len(d.periods))
+	for k := range seas {
+		seas[k] = make([]float64, n)
+	}
+	d.profiles = make([][]float64, len(d.periods))
+	x := make([]float64, n)
+	det := make([]float64, n)
+	valid := make([]bool, n)
+	for outer := 0; outer < 2; outer++ {
+		for inner := 0; inner < 2; inner++ {
+			for k, p := range d.periods {
+				for i := range x {
+					x[i] = y[i]
+					for k2 := range seas {
+						if k2 != k {
+							x[i] -= seas[k2][i]
+						}
+					}
+				}
+				centredMA(x, p, det, valid)
+				extendEnds(det, valid)
+				for i := range det {
+					if valid[i] {
+						det[i] = x[i] - det[i]
+					}
+				}
+				prof := phaseMeans(det, valid, d.weights, p, dec.of(k))
+				// Keep the periods apart: a long period that is a multiple
+				// of a shorter one must not carry the shorter one's shape.
+				for _, q := range d.periods[:k] {
+					if p%q == 0 {
+						removeSubperiod(prof, q)
+					}
+				}
+				d.profiles[k] = prof
+				for i := range seas[k] {
+					seas[k][i] = prof[i%p]
+				}
+			}
+		}
+		if outer == 1 || len(d.periods) == 0 {
+			break
+		}
+		// Robustness weights from the remainder around a moving-average trend.
+		for i := range x {
+			x[i] = y[i]
+			for k := range seas {
+				x[i] -= seas[k][i]
+			}
+		}
+		centredMA(x, d.periods[0], det, valid)
+		var abs []float64
+		for i := range x {
+			if valid[i] {
+				det[i] = x[i] - det[i]
+				abs = append(abs, math.Abs(det[i]))
+			}
+		}
+		if len(abs) == 0 {
+			break
+		}
+		h := 6 * median(abs)
+		if h == 0 {
+			break
+		}
+		for i := range d.weights {
+			if !valid[i] {
+				continue
+			}
+			u := det[i] / h
+			if u >= 1 || u <= -1 {
+				d.weights[i] = 0
+			} else {
+				d.weights[i] = (1 - u*u) * (1 - u*u)
+			}
+			if w0 != nil {
+				d.weights[i] *= w0[i]
+			}
+		}
+	}
+	d.adjusted = make([]float64, n)
+	for i := range y {
+		d.adjusted[i] = y[i] - d.seasonal(i)
+	}
+	return d
+}
+
+// centredMA writes into out the centred moving average of x with window p
+// (a 2xp average when p is even) and marks in valid the indices where the
+// full window fits.
+func centredMA(x []float64, p int, out []float64, valid []bool) {
+	n := len(x)
+	for i := range valid {
+		valid[i] = false
+	}
+	cs := make([]float64, n+1)
+	for i, v := range x {
+		cs[i+1] = cs[i] + v
+	}
+	if p%2 == 1 {
+		h := p / 2
+		for i := h; i < n-h; i++ {
+			out[i] = (cs[i+h+1] - cs[i-h]) / float64(p)
+			valid[i] = true
+		}
+		return
+	}
+	h := p / 2
+	for i := h; i < n-h; i++ {
+		// Average of the windows [i-h, i+h) and [i-h+1, i+h].
+		a := cs[i+h] - cs[i-h]
+		b := cs[i+h+1] - cs[i-h+1]
+		out[i] = (a + b) / float64(2*p)
+		valid[i] = true
+	}
+}
+
+// extendEnds fills the half windows at both ends of a centred moving
+// average with the nearest full-window value and marks them valid, so that
+// the most recent values take part in the seasonal profile.
+func extendEnds(ma []float64, valid []bool) {
+	first, last := -1, -1
+	for i, ok := range valid {
+		if ok {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 {
+		return
+	}
+	for i := 0; i < first; i++ {
+		ma[i], valid[i] = ma[first], true
+	}
+	for i := last + 1; i < len(ma); i++ {
+		ma[i], valid[i] = ma[last], true
+	}
+}
+
+// phaseMeans returns, for each phase of period p, the weighted mean of the
+// valid values of det at that phase, where a value's weight is its robustness
+// weight times decay^(cycles before the end). The profile is centred to sum
+// to zero.
+func phaseMeans(det []float64, valid []bool, w []float64, p int, decay float64) []float64 {
+	n := len(det)
+	sum := make([]float64, p)
+	wt := make([]float64, p)
+	cycleW := 1.0
+	for i := n - 1; i >= 0; i-- {
+		if i != n-1 && (n-1-i)%p == 0 {
+			cycleW *= decay
+		}
+		if !valid[i] {
+			continue
+		}
+		cw := w[i] * cycleW
+		sum[i%p] += cw * det[i]
+		wt[i%p] += cw
+	}
+	prof := make([]float64, p)
+	mean := 0.0
+	for j := range prof {
+		if wt[j] > 0 {
+			prof[j] = sum[j] / wt[j]
+		}
+		mean += prof[j]
+	}
+	mean /= float64(p)
+	for j := range prof {
+		prof[j] -= mean
+	}
+	return prof
+}
+
+// removeSubperiod subtracts from prof (of a period that is a multiple of q)
+// its mean shape with period q.
+func removeSubperiod(prof []float64, q int) {
+	m := make([]float64, q)
+	for j, v := range prof {
+		m[j%q] += v
+	}
+	c := float64(len(prof) / q)
+	for j := range prof {
+		prof[j] -= m[j%q] / c
+	}
+}
+
+// median returns the median of v, reordering v.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	sort.Float64s(v)
+	m := len(v) / 2
+	if len(v)%2 == 1 {
+		return v[m]
+	}
+	return (v[m-1] + v[m]) / 2
+}

@@ -1,0 +1,176 @@
+package predictor
+
+import (
+	"math"
+	"sort"
+)
+
+// spec names one candidate model of the family tide selects from.
+type spec struct {
+	name      string
+	naive     bool   // seasonal naive on the shortest period
+	longNaive bool   // seasonal naive on the longest period, shifted by the change of level
+	log       bool   // fit on log values (multiplicative seasonality)
+	dec       decays // seasonal profile decays
+	shortOnly bool   // use the shortest period only
+}
+
+// candidates is the family ForecastSeries chooses from by validation. The
+// decomposition models span from "last cycle" profiles (low decay, like
+// seasonal naive but with a smoothed level) to long averages.
+var candidates = []spec{
+	{name: "seasonal-naive", naive: true},
+	{name: "weekly-naive", longNaive: true},
+	{name: "mstl+ets", dec: decays{0.3, 1}},
+	{name: "mstl+ets", dec: decays{0.6, 1}},
+	{name: "mstl+ets", dec: decays{0.3, 0.6}},
+	{name: "mstl+ets", dec: decays{0.8, 0.8}},
+	{name: "stl+ets", dec: decays{0.3, 0}, shortOnly: true},
+	{name: "stl+ets", dec: decays{0.7, 0}, shortOnly: true},
+	{name: "log-mstl+ets", log: true, dec: decays{0.3, 0.6}},
+	{name: "log-mstl+ets", log: true, dec: decays{0.6, 1}},
+}
+
+// model is a fitted candidate.
+type model struct {
+	spec spec
+	n    int // values fitted
+	dec  decomposition
+	ets  holt
+	tail []float64 // last season, for seasonal naive
+}
+
+// applicable reports whether s can be fitted to y.
+func (s spec) applicable(y []float64) bool {
+	if !s.log {
+		return true
+	}
+	for _, v := range y {
+		if !(v > 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// fit fits s to y with the given seasonal periods.
+func (s spec) fit(y []float64, periods []int) *model { return s.fitW(y, periods, nil) }
+
+// fitW is fit with prior weights per value (nil: all 1), used to give
+// imputed values no say in the seasonal profiles.
+func (s spec) fitW(y []float64, periods []int, w0 []float64) *model {
+	m := &model{spec: s, n: len(y)}
+	ps := usablePeriods(periods, len(y))
+	if s.longNaive {
+		m.tail = levelNaive(y, ps)
+		return m
+	}
+	if s.naive {
+		p := 1
+		if len(ps) > 0 {
+			p = ps[0]
+		} else if len(periods) > 0 && periods[0] <= len(y) {
+			p = periods[0]
+		}
+		m.tail = append([]float64(nil), y[len(y)-min(p, len(y)):]...)
+		return m
+	}
+	if s.shortOnly && len(ps) > 1 {
+		ps = ps[:1]
+	}
+	z := y
+	if s.log {
+		z = make([]float64, len(y))
+		for i, v := range y {
+			z[i] = math.Log(v)
+		}
+	}
+	m.dec = decompose(z, ps, s.dec, w0)
+	m.ets = fitHolt(m.dec.adjusted)
+	return m
+}
+
+// forecast returns the forecasts for the h steps after the fitted values.
+func (m *model) forecast(h int) []float64 {
+	f := make([]float64, h)
+	if m.spec.naive || m.spec.longNaive {
+		for j := range f {
+			if len(m.tail) > 0 {
+				f[j] = m.tail[j%len(m.tail)]
+			}
+		}
+		return f
+	}
+	for j := range f {
+		f[j] = m.ets.forecast(j+1) + m.dec.seasonal(m.n+j)
+		if m.spec.log {
+			f[j] = math.Exp(f[j])
+		}
+	}
+	return f
+}
+
+// levelNaive returns the last cycle of the longest usable period shifted by
+// the change of level between the last cycle of the shortest period and the
+// same stretch one long cycle earlier.
+func levelNaive(y []float64, ps []int) []float64 {
+	n := len(y)
+	if len(ps) == 0 {
+		return y[n-min(n, 1):]
+	}
+	long, short := ps[len(ps)-1], ps[0]
+	tail := append([]float64(nil), y[n-long:]...)
+	if long == short || n < long+short {
+		return tail
+	}
+	shift := mean(y[n-short:]) - mean(y[n-long-short:n-long])
+	for j := range tail {
+		tail[j] += shift
+	}
+	return tail
+}
+
+// seasonalScale is the mean absolute seasonal difference of y with period
+// m (the MASE denominator), falling back to lag 1 and then to 1.
+func seasonalScale(y []float64, m int) float64 {
+	for _, lag := range []int{m, 1} {
+		if lag < 1 || len(y) <= lag {
+			continue
+		}
+		s := 0.0
+		for i := lag; i < len(y); i++ {
+			s += math.Abs(y[i] - y[i-lag])
+		}
+		s /= float64(len(y) - lag)
+		if s > 0 {
+			return s
+		}
+	}
+	return 1
+}
+
+// quantile returns the q-quantile of v (linear interpolation), reordering v.
+func quantile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	sort.Float64s(v)
+	pos := q * float64(len(v)-1)
+	lo := int(math.Floor(pos))
+	if lo >= len(v)-1 {
+		return v[len(v)-1]
+	}
+	fr := pos - float64(lo)
+	return v[lo]*(1-fr) + v[lo+1]*fr
+}
+
+func mean(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}

@@ -1,0 +1,509 @@
+package predictor
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// Options configures an online forecaster.
+type Options struct {
+	// Step is the sample interval (1m, 1h, ...). Samples arrive at roughly
+	// this step, with gaps; a sample is placed in the step nearest its time.
+	Step time.Duration
+	// Quantile is the upper quantile to report, default 0.95.
+	Quantile float64
+	// Periods are the seasonal periods, default one day and one week.
+	Periods []time.Duration
+	// ModelStep is the step of the seasonal model, a multiple of Step. It
+	// defaults to Step, or to 15 minutes when Step is shorter, which keeps a
+	// refit on weeks of minute data cheap; within a model step the seasonal
+	// is interpolated.
+	ModelStep time.Duration
+	// Window is how much history is kept and fitted, default 8 weeks.
+	Window time.Duration
+	// RefitEvery is how much new data triggers a refit inside Observe,
+	// default 6 hours. A negative value never refits inside Observe: the
+	// caller then calls Refit, e.g. from a background goroutine.
+	RefitEvery time.Duration
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Step <= 0 {
+		return o, fmt.Errorf("predictor: step %v must be positive", o.Step)
+	}
+	if o.Quantile <= 0 || o.Quantile >= 1 {
+		o.Quantile = 0.95
+	}
+	if len(o.Periods) == 0 {
+		o.Periods = []time.Duration{24 * time.Hour, 7 * 24 * time.Hour}
+	}
+	if o.ModelStep <= 0 {
+		o.ModelStep = o.Step
+		if o.Step < 15*time.Minute {
+			o.ModelStep = 15 * time.Minute
+		}
+	}
+	if k := (o.ModelStep + o.Step/2) / o.Step; k < 1 {
+		o.ModelStep = o.Step
+	} else {
+		o.ModelStep = k * o.Step
+	}
+	if o.Window <= 0 {
+		o.Window = 8 * 7 * 24 * time.Hour
+	}
+	if o.RefitEvery == 0 {
+		o.RefitEvery = 6 * time.Hour
+	}
+	return o, nil
+}
+
+// leads are the forecast leads, in steps, whose errors the forecaster
+// tracks to calibrate its upper quantile.
+var leads = []int{1, 2, 4, 8, 16, 32, 64, 128, 256}
+
+const (
+	errCap      = 2048 // errors kept per lead
+	minErrs     = 50   // errors needed before a lead's quantile is trusted
+	shiftRun    = 3    // consecutive large same-sign errors that move the level
+	shiftSigmas = 4.0
+)
+
+// Online is a forecaster fed one sample at a time. Observe costs amortised
+// O(1): it stores the sample, updates the level (with a level-shift
+// detector that follows a step change within a few samples) and tracks
+// forecast errors; every RefitEvery of new data it refits the seasonal
+// model synchronously on at most Window of history, a bounded cost (see
+// BenchmarkRefit8WeeksMinute). With RefitEvery < 0 the caller runs Refit
+// itself. Online is safe for concurrent use.
+type Online struct {
+	opts    Options
+	k       int64 // steps per model step
+	periods []int // in model steps
+	w       int64 // ring length in steps
+
+	mu         sync.Mutex
+	vals       []float64
+	has        []bool
+	started    bool
+	first      int64 // oldest step index seen (within the window)
+	newest     int64
+	sinceRefit int64 // steps of data since the last refit
+	refitting  bool
+	refits     int
+
+	fit   *onlineFit
+	level float64 // in model space
+	trend float64
+	last  int64   // step index the level refers to
+	run   int     // consecutive large errors of the same sign
+	runE  float64 // their sum
+	hist  [512]state
+	errs  [][]float64 // per lead, ring of signed errors
+	errN  []int
+	qs    []float64 // cached quantiles per lead
+	qsAt  int       // total errors when qs was computed
+	errT  int
+	err   error
+}
+
+type state struct {
+	idx          int64
+	level, trend float64
+}
+
+// onlineFit is the seasonal model of one refit.
+type onlineFit struct {
+	spec     spec
+	m        *model
+	cb0      int64   // coarse index of the fitted series' first value
+	logFloor float64 // values are floored here before the log
+	sigma    float64 // robust scale of one-step errors, model space
+	fallback float64 // margin used while too few errors are tracked
+}
+
+// New returns an online forecaster. An invalid Step makes every Forecast
+// fail with the reason.
+func New(opts Options) *Online {
+	o, err := opts.withDefaults()
+	f := &Online{opts: o, err: err, errs: make([][]float64, len(leads)), errN: make([]int, len(leads))}
+	if err != nil {
+		return f
+	}
+	f.k = int64(o.ModelStep / o.Step)
+	f.w = max(int64(o.Window/o.Step), 1)
+	for _, p := range o.Periods {
+		if n := int(p / o.ModelStep); n >= 2 {
+			f.periods = append(f.periods, n)
+		}
+	}
+	f.vals = make([]float64, f.w)
+	f.has = make([]bool, f.w)
+	for i := range f.errs {
+		f.errs[i] = make([]float64, 0, errCap)
+	}
+	return f
+}
+
+func (o *Online) index(t time.Time) int64 {
+	ns, st := t.UnixNano(), int64(o.opts.Step)
+	return floorDiv(ns+st/2, st)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+func (o *Online) slot(i int64) int64 { return ((i % o.w) + o.w) % o.w }
+
+// Observe records the value at the given time. Duplicates overwrite, late
+// samples within the window fill history for the next refit (without moving
+// the level), samples older than the window are dropped. NaN and infinite
+// values are ignored.
+func (o *Online) Observe(at time.Time, value float64) {
+	if o.err != nil || math.IsNaN(value) || math.IsInf(value, 0) {
+		return
+	}
+	o.mu.Lock()
+	i := o.index(at)
+	switch {
+	case !o.started:
+		o.started, o.first, o.newest = true, i, i
+	case i > o.newest:
+		for j := o.newest + 1; j < i && j <= o.newest+o.w; j++ {
+			o.has[o.slot(j)] = false
+		}
+		o.sinceRefit += i - o.newest
+		o.newest = i
+		if o.first < o.newest-o.w+1 {
+			o.first = o.newest - o.w + 1
+		}
+	case i <= o.newest-o.w:
+		o.mu.Unlock()
+		return
+	case i < o.first:
+		for j := i + 1; j < o.first; j++ {
+			o.has[o.slot(j)] = false
+		}
+		o.first = i
+	}
+	o.vals[o.slot(i)], o.has[o.slot(i)] = value, true
+	if o.fit != nil && i > o.last {
+		o.update(i, value)
+	}
+	due := o.opts.RefitEvery > 0 && !o.refitting &&
+		(o.fit == nil || o.sinceRefit*int64(o.opts.Step) >= int64(o.opts.RefitEvery)) &&
+		o.historySteps() >= o.minHistory()
+	if !due {
+		o.mu.Unlock()
+		return
+	}
+	o.mu.Unlock()
+	o.Refit()
+}
+
+func (o *Online) historySteps() int64 {
+	if !o.started {
+		return 0
+	}
+	return o.newest - o.first + 1
+}
+
+// minHistory is one season of the shortest period, in steps.
+func (o *Online) minHistory() int64 {
+	p := 24 * time.Hour
+	if len(o.opts.Periods) > 0 {
+		p = o.opts.Periods[0]
+		for _, q := range o.opts.Periods {
+			p = min(p, q)
+		}
+	}
+	return max(int64(p/o.opts.Step), 2)
+}
+
+// Refits returns how many refits have run.
+func (o *Online) Refits() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.refits
+}
+
+// Refit fits the seasonal model again on the history kept. It holds the
+// lock only to copy the history and to install the result, so that Observe
+// and Forecast proceed meanwhile. It returns ErrInsufficientHistory with
+// less than one season of history.
+func (o *Online) Refit() error {
+	if o.err != nil {
+		return o.err
+	}
+	o.mu.Lock()
+	if o.historySteps() < o.minHistory() {
+		o.mu.Unlock()
+		return ErrInsufficientHistory
+	}
+	if o.refitting {
+		o.mu.Unlock()
+		return nil
+	}
+	o.refitting = true
+	cb0 := floorDiv(o.first, o.k)
+	cb1 := floorDiv(o.newest, o.k)
+	coarse := make([]float64, cb1-cb0+1)
+	cnt := make([]int, len(coarse))
+	for i := o.first; i <= o.newest; i++ {
+		if s := o.slot(i); o.has[s] {
+			b := floorDiv(i, o.k) - cb0
+			coarse[b] += o.vals[s]
+			cnt[b]++
+		}
+	}
+	// The last two days of raw samples, to size the error fallback.
+	rs := max(o.first, o.newest-int64(48*time.Hour/o.opts.Step))
+	var recent []sample
+	for i := rs; i <= o.newest; i++ {
+		if s := o.slot(i); o.has[s] {
+			recent = append(recent, sample{i, o.vals[s]})
+		}
+	}
+	newest := o.newest
+	o.mu.Unlock()
+
+	fit := o.fitCoarse(coarse, cnt, cb0, recent)
+
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.refitting = false
+	o.refits++
+	o.sinceRefit = o.newest - newest
+	o.fit = fit
+	o.level, o.trend, o.last = fit.m.ets.level, fit.m.ets.trend, newest
+	o.run, o.runE = 0, 0
+	for i := newest + 1; i <= o.newest; i++ {
+		if s := o.slot(i); o.has[s] {
+			o.update(i, o.vals[s])
+		}
+	}
+	return nil
+}
+
+type sample struct {
+	idx int64
+	v   float64
+}
+
+// fitCoarse imputes the missing model steps, selects and fits the model.
+func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []sample) *onlineFit {
+	p0 := 1
+	if len(o.periods) > 0 {
+		p0 = o.periods[0]
+	}
+	lastOK := -1
+	w0 := make([]float64, len(coarse))
+	for b := range coarse {
+		switch {
+		case cnt[b] > 0:
+			coarse[b] /= float64(cnt[b])
+			lastOK = b
+			w0[b] = 1
+		case b >= p0:
+			coarse[b] = coarse[b-p0]
+		case lastOK >= 0:
+			coarse[b] = coarse[lastOK]
+		}
+	}
+	hv := max(2, p0)
+	sel := selectFrom(onlineCandidates, coarse, o.periods, hv, w0)
+	f := &onlineFit{spec: sel.spec, cb0: cb0}
+	y := coarse
+	if sel.spec.log {
+		f.logFloor = math.Inf(1)
+		for _, v := range coarse {
+			f.logFloor = math.Min(f.logFloor, v)
+		}
+		f.logFloor /= 2
+	}
+	f.m = sel.spec.fitW(y, o.periods, w0)
+	// Robust scale of raw samples around the fitted model (model space),
+	// and a fallback margin (value space) from those residuals and the
+	// validation errors.
+	var abs, res []float64
+	for _, s := range recent {
+		b := floorDiv(s.idx, o.k) - cb0
+		if b < 0 || int(b) >= len(f.m.dec.adjusted) {
+			continue
+		}
+		z := f.toModel(s.v)
+		r := z - (f.m.dec.adjusted[b] + f.seasonal(s.idx, o.k))
+		abs = append(abs, math.Abs(r))
+		res = append(res, s.v-f.fromModel(f.m.dec.adjusted[b]+f.seasonal(s.idx, o.k)))
+	}
+	if len(abs) > 0 {
+		f.sigma = 1.48 * median(abs)
+	}
+	if s := f.m.ets.oneStepScale(f.m.dec.adjusted); s > f.sigma {
+		f.sigma = s
+	}
+	if len(res) > 0 {
+		f.fallback = math.Max(0, quantile(res, o.opts.Quantile))
+	}
+	if len(sel.errors) > 0 {
+		e := append([]float64(nil), sel.errors...)
+		f.fallback += math.Max(0, quantile(e, o.opts.Quantile))
+	}
+	return f
+}
+
+// onlineCandidates are the decomposition models using all periods, whose
+// level can be updated sample by sample; few, to keep refits cheap.
+var onlineCandidates = []spec{
+	{name: "mstl+ets", dec: decays{0.3, 1}},
+	{name: "mstl+ets", dec: decays{0.6, 1}},
+	{name: "log-mstl+ets", log: true, dec: decays{0.6, 1}},
+}
+
+func (f *onlineFit) toModel(v float64) float64 {
+	if !f.spec.log {
+		return v
+	}
+	return math.Log(math.Max(v, f.logFloor))
+}
+
+func (f *onlineFit) fromModel(z float64) float64 {
+	if !f.spec.log {
+		return z
+	}
+	return math.Exp(z)
+}
+
+// seasonal interpolates the model-step seasonal at step index i.
+func (f *onlineFit) seasonal(i, k int64) float64 {
+	x := (float64(i) - float64(k-1)/2) / float64(k)
+	b := math.Floor(x)
+	fr := x - b
+	rel := int(int64(b) - f.cb0)
+	return (1-fr)*f.m.dec.seasonal(rel) + fr*f.m.dec.seasonal(rel+1)
+}
+
+// trendSum is the damped trend's contribution after d steps.
+func (o *Online) trendSum(trend float64, d int64) float64 {
+	phi := o.fit.m.ets.phi
+	c := float64(d) / float64(o.k)
+	if phi >= 1 {
+		return trend * c
+	}
+	return trend * phi * (1 - math.Pow(phi, c)) / (1 - phi)
+}
+
+func (o *Online) predictFrom(s state, i int64) float64 {
+	return o.fit.fromModel(s.level + o.trendSum(s.trend, i-s.idx) + o.fit.seasonal(i, o.k))
+}
+
+// update feeds an in-order sample at step i to the level and the error
+// tracker. o.mu is held.
+func (o *Online) update(i int64, v float64) {
+	f := o.fit
+	for li, l := range leads {
+		h := o.hist[(i-int64(l))&511]
+		if h.idx != i-int64(l) {
+			continue
+		}
+		e := v - o.predictFrom(h, i)
+		if len(o.errs[li]) < errCap {
+			o.errs[li] = append(o.errs[li], e)
+		} else {
+			o.errs[li][o.errN[li]%errCap] = e
+		}
+		o.errN[li]++
+		o.errT++
+	}
+	d := i - o.last
+	o.level += o.trendSum(o.trend, d)
+	o.trend *= math.Pow(f.m.ets.phi, float64(d)/float64(o.k))
+	o.last = i
+	e := f.toModel(v) - (o.level + f.seasonal(i, o.k))
+	alpha := 1 - math.Pow(1-f.m.ets.alpha, 1/float64(o.k))
+	o.level += alpha * e
+	// A run of large errors of one sign is a level shift: jump to it.
+	if f.sigma > 0 && math.Abs(e) > shiftSigmas*f.sigma && (o.run == 0 || (e > 0) == (o.runE > 0)) {
+		o.run++
+		o.runE += e
+		if o.run >= shiftRun {
+			o.level += (1 - alpha) * o.runE / float64(o.run)
+			o.run, o.runE = 0, 0
+		}
+	} else {
+		o.run, o.runE = 0, 0
+	}
+	o.hist[i&511] = state{idx: i, level: o.level, trend: o.trend}
+}
+
+// margin is the amount to add to a point forecast d steps ahead to reach
+// the upper quantile. o.mu is held.
+func (o *Online) margin(d int64) float64 {
+	if o.qs == nil || o.errT-o.qsAt >= 64 {
+		o.qs = make([]float64, len(leads))
+		for li := range leads {
+			o.qs[li] = math.NaN()
+			if len(o.errs[li]) >= minErrs {
+				e := append([]float64(nil), o.errs[li]...)
+				o.qs[li] = math.Max(0, quantile(e, o.opts.Quantile))
+			}
+		}
+		o.qsAt = o.errT
+	}
+	at := func(li int) float64 {
+		if q := o.qs[li]; !math.IsNaN(q) {
+			return q
+		}
+		return o.fit.fallback
+	}
+	if d <= int64(leads[0]) {
+		return at(0)
+	}
+	for j := 1; j < len(leads); j++ {
+		if d <= int64(leads[j]) {
+			// Interpolate in log lead between the tracked leads.
+			fr := math.Log(float64(d)/float64(leads[j-1])) / math.Log(float64(leads[j])/float64(leads[j-1]))
+			return (1-fr)*at(j-1) + fr*at(j)
+		}
+	}
+	return at(len(leads) - 1)
+}
+
+// Forecast returns the highest point and the highest upper-quantile
+// forecast over the steps in (now, now+horizon]. With less than one season
+// of history it returns ErrInsufficientHistory; the caller then scales
+// reactively and says so.
+func (o *Online) Forecast(now time.Time, horizon time.Duration) (Estimate, error) {
+	if o.err != nil {
+		return Estimate{}, o.err
+	}
+	o.mu.Lock()
+	if o.fit == nil {
+		if o.historySteps() < o.minHistory() {
+			o.mu.Unlock()
+			return Estimate{}, ErrInsufficientHistory
+		}
+		o.mu.Unlock()
+		if err := o.Refit(); err != nil {
+			return Estimate{}, err
+		}
+		o.mu.Lock()
+	}
+	defer o.mu.Unlock()
+	n := o.index(now)
+	steps := max(int64(horizon/o.opts.Step), 1)
+	s := state{idx: o.last, level: o.level, trend: o.trend}
+	est := Estimate{Point: math.Inf(-1), Upper: math.Inf(-1), Quantile: o.opts.Quantile, Horizon: horizon, Model: o.fit.spec.name}
+	for i := n + 1; i <= n+steps; i++ {
+		p := math.Max(o.predictFrom(s, i), 0)
+		est.Point = math.Max(est.Point, p)
+		est.Upper = math.Max(est.Upper, p+o.margin(i-o.last))
+	}
+	return est, nil
+}
