@@ -113,7 +113,7 @@ func (c *fakeCloud) List(ctx context.Context, fleetName string) ([]fleet.Instanc
 			c.hidden[in.ID]--
 			continue
 		}
-		if in.Address == "" {
+		if in.State == fleet.StatePending {
 			in.Address = c.addressFor(in.ID)
 			in.State = fleet.StateRunning
 		}

@@ -155,19 +155,20 @@ func (f *Fleet) Reconcile(ctx context.Context, desired map[string]int) (Report, 
 			return Report{}, fmt.Errorf("reconciling: role %s: negative count %d", role, n)
 		}
 	}
-	return f.run(ctx, func(hosts []Observed) Plan {
+	return f.run(ctx, false, func(hosts []Observed) Plan {
 		return MakePlan(f.o.Roles, desired, hosts)
 	})
 }
 
 // Down removes every host of the fleet, through the Drainer, but those of
-// Fixed roles.
+// Fixed roles; stopped instances (a local host whose process died) too.
 func (f *Fleet) Down(ctx context.Context) (Report, error) {
-	return f.run(ctx, func(hosts []Observed) Plan { return PlanDown(f.o.Roles, hosts) })
+	return f.run(ctx, true, func(hosts []Observed) Plan { return PlanDown(f.o.Roles, hosts) })
 }
 
-// run is a reconcile: observe, plan, act, record.
-func (f *Fleet) run(ctx context.Context, plan func([]Observed) Plan) (Report, error) {
+// run is a reconcile: observe, plan, act, record. dead adds the stopped
+// instances, which are no hosts, to what is planned.
+func (f *Fleet) run(ctx context.Context, dead bool, plan func([]Observed) Plan) (Report, error) {
 	rep := Report{Started: f.clk.Now()}
 	unlock, err := lockFile(f.o.CachePath + ".lock")
 	if err != nil {
@@ -197,6 +198,13 @@ func (f *Fleet) run(ctx context.Context, plan func([]Observed) Plan) (Report, er
 	}
 	f.log.Info("fleet observed", "instances", len(insts), "labelled", len(hosts), "unlabelled", len(ask), "cache_dropped", len(stale))
 
+	if dead {
+		for _, inst := range insts {
+			if inst.State == fleet.StateStopped || inst.State == fleet.StateStopping {
+				hosts = append(hosts, Observed{Instance: inst, Label: instanceLabel(inst)})
+			}
+		}
+	}
 	asked, failed := x.askLabels(ctx, ask)
 	hosts = append(hosts, asked...)
 	rep.Hosts = append(rep.Hosts, failed...)

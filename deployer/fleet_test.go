@@ -640,6 +640,8 @@ func TestDownRemovesEverything(t *testing.T) {
 	h.reconcile(t.Context(), map[string]int{"web": 2, "db": 1})
 	h.cloud.add(fleet.Instance{Fleet: "office", Role: "old", Label: "old-1", Tags: map[string]string{fleet.TagLabel: "old-1"}})
 	h.dialer.mismatch[h.cloud.live()[0].Address] = true // db-1 cannot be reached
+	dead := h.cloud.add(fleet.Instance{Fleet: "office", Role: "web", Label: "web-9", State: fleet.StateStopped,
+		Tags: map[string]string{fleet.TagLabel: "web-9"}})
 	rep, err := h.fleet().Down(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -652,8 +654,12 @@ func TestDownRemovesEverything(t *testing.T) {
 	if n := len(h.cloud.live()); n != 0 {
 		t.Errorf("%d instances left after down", n)
 	}
-	if !slices.Equal(h.dep.nilHost, []string{"db-1"}) {
-		t.Errorf("hook got no host for %q, want db-1 (unreachable)", h.dep.nilHost)
+	if got := h.cloud.callsLike("terminate " + dead.ID); len(got) != 1 {
+		t.Errorf("the stopped instance was not terminated: %q", h.cloud.callsLike("terminate"))
+	}
+	slices.Sort(h.dep.nilHost)
+	if !slices.Equal(h.dep.nilHost, []string{"db-1", "web-9"}) {
+		t.Errorf("hook got no host for %q, want db-1 (unreachable) and web-9 (stopped)", h.dep.nilHost)
 	}
 	if n := len(h.cache().Hosts); n != 0 {
 		t.Errorf("cache holds %d hosts after down", n)
