@@ -273,16 +273,36 @@ func (s *schedule) between(from, to time.Time, fn func(fire)) {
 }
 
 // maxDayGap returns the longest run, in days, from one matching day to the
-// next over a full 400-year Gregorian cycle (after which dates and weekdays
-// repeat), or -1 when no day matches.
+// next, or -1 when no day matches. It looks at a full 400-year Gregorian
+// cycle (after which dates and weekdays repeat), or at a shorter cycle when
+// the schedule ignores months or weekdays.
 func (s *schedule) maxDayGap() int {
-	const cycle = 146097
-	start := civilDay(2000, time.January, 1)
-	y, m, dd := start.date()
-	wd := start.weekday()
+	cycle := 146097
+	allMonths := s.spec.Month&0x1ffe == 0x1ffe
+	switch {
+	case allMonths && s.spec.Dom&starBit != 0:
+		cycle = 7 // only the weekday counts
+	case allMonths && s.spec.Dow&starBit != 0:
+		cycle = 1461 // only the day of the month: leap years repeat every 4 (2100 is like any common year)
+	}
+	return s.scanDays(cycle, false)
+}
+
+// firesEver reports whether the schedule matches any day at all.
+func (s *schedule) firesEver() bool { return s.scanDays(146097, true) >= 0 }
+
+// scanDays walks cycle days from 2000-01-01 and returns the longest gap
+// between matching days, wrapping around the cycle; or 0 at the first match
+// when first is set; or -1 when no day matches.
+func (s *schedule) scanDays(cycle int, first bool) int {
+	y, m, dd := 2000, time.January, 1
+	wd := time.Saturday // 2000-01-01
 	firstMatch, lastMatch, maxGap := -1, -1, 0
 	for i := 0; i < cycle; i++ {
 		if s.dateMatches(m, dd, wd) {
+			if first {
+				return 0
+			}
 			if lastMatch >= 0 && i-lastMatch > maxGap {
 				maxGap = i - lastMatch
 			}
@@ -291,7 +311,6 @@ func (s *schedule) maxDayGap() int {
 			}
 			lastMatch = i
 		}
-		// Advance one day.
 		wd = (wd + 1) % 7
 		dd++
 		if dd > daysIn(y, m) {

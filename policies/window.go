@@ -140,7 +140,7 @@ func NewCronWindow(spec CronSpec) (*CronWindow, error) {
 	if w.start, err = parseSchedule("start", spec.Start, w.loc); err != nil {
 		return nil, err
 	}
-	if w.start.maxDayGap() < 0 {
+	if !w.start.firesEver() {
 		return nil, specErrorf("start", "%q never fires", spec.Start)
 	}
 	switch {

@@ -286,7 +286,7 @@ func TestCronWindowDST(t *testing.T) {
 			spec: CronSpec{Name: "r", Start: "30 1 * * *", Duration: 30 * time.Minute, TimeZone: "America/New_York", Count: 1},
 			checks: []check{
 				{utc(2026, 11, 1, 5, 30), true, utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6, 0)}, // first 01:30 (EDT)
-				{utc(2026, 11, 1, 6, 30), false, time.Time{}, time.Time{}},                     // second 01:30 (EST)
+				{utc(2026, 11, 1, 6, 30), false, time.Time{}, time.Time{}},                       // second 01:30 (EST)
 			},
 			from: utc(2026, 11, 1, 0, 0), to: utc(2026, 11, 1, 12, 0),
 			transitions: []time.Time{utc(2026, 11, 1, 5, 30), utc(2026, 11, 1, 6, 0)},
@@ -364,7 +364,7 @@ func TestSpecErrors(t *testing.T) {
 		{"neither end nor duration", with(func(s *CronSpec) { s.End = "" }), "end", "set end or duration"},
 		{"both end and duration", with(func(s *CronSpec) { s.Duration = time.Hour }), "duration", "not both"},
 		{"negative duration", with(func(s *CronSpec) { s.End, s.Duration = "", -time.Hour }), "duration", "negative"},
-		{"duration too long", with(func(s *CronSpec) { s.End, s.Duration = "", 400 * 24 * time.Hour }), "duration", "longer than"},
+		{"duration too long", with(func(s *CronSpec) { s.End, s.Duration = "", 400*24*time.Hour }), "duration", "longer than"},
 		{"wall clock with end", with(func(s *CronSpec) { s.WallClock = true }), "duration", "wall clock"},
 		{"bad zone", with(func(s *CronSpec) { s.TimeZone = "Europe/Atlantis" }), "timezone", "Atlantis"},
 		{"local zone", with(func(s *CronSpec) { s.TimeZone = "Local" }), "timezone", "Local"},
@@ -412,8 +412,8 @@ func TestSpecErrors(t *testing.T) {
 
 func TestValidSpecsAccepted(t *testing.T) {
 	for _, spec := range []CronSpec{
-		{Name: "leap", Start: "0 0 29 2 *", Duration: 24 * time.Hour},          // starts every four years: fine
-		{Name: "yearly", Start: "@yearly", End: "0 0 2 1 *"},                     // end once a year
+		{Name: "leap", Start: "0 0 29 2 *", Duration: 24 * time.Hour}, // starts every four years: fine
+		{Name: "yearly", Start: "@yearly", End: "0 0 2 1 *"},          // end once a year
 		{Name: "names", Start: "0 8 * JAN-MAR MON-FRI", End: "0 18 * * *", Mode: Exact},
 		{Name: "monthly", Start: "@monthly", End: "@daily", TimeZone: "Asia/Kolkata"},
 	} {
@@ -556,4 +556,37 @@ func TestExactConflicts(t *testing.T) {
 			t.Errorf("ExactConflicts = %v, want one at from", got)
 		}
 	})
+}
+
+func TestMaxDayGap(t *testing.T) {
+	tests := []struct {
+		expr string
+		want int
+	}{
+		{"0 8 * * *", 1},
+		{"0 8 * * MON-FRI", 3},
+		{"0 8 * * SUN", 7},
+		{"0 0 1 * *", 31},
+		{"0 0 31 * *", 61},     // Aug 31 -> Oct 31
+		{"0 0 29 * *", 59},     // Jan 29 -> Mar 29 in a common year
+		{"0 0 1 1 *", 366},     // yearly, across a leap year
+		{"0 0 * FEB MON", 350}, // last Monday of February to the first of the next
+		{"0 0 13 * FRI", 7},    // either the 13th or a Friday
+		{"0 0 29 2 *", 2921},   // 2096 -> 2104 skips the non-leap 2100
+		{"0 0 30 2 *", -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.expr, func(t *testing.T) {
+			s, err := parseSchedule("start", tc.expr, time.UTC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.maxDayGap(); got != tc.want {
+				t.Errorf("maxDayGap = %d, want %d", got, tc.want)
+			}
+			if got := s.firesEver(); got != (tc.want >= 0) {
+				t.Errorf("firesEver = %v", got)
+			}
+		})
+	}
 }
