@@ -268,6 +268,18 @@ func newDailyNaive(step time.Duration) scheduler.Forecaster {
 // TestNoLookahead proves that a decision at step t uses only trace values up
 // to t: cutting the trace after t leaves every row up to t unchanged.
 func TestNoLookahead(t *testing.T) {
+	forecasters := map[string]func(time.Duration) scheduler.Forecaster{
+		"predictor": func(step time.Duration) scheduler.Forecaster {
+			return predictor.New(predictor.Options{Step: step, Quantile: 0.95})
+		},
+		"daily-naive": newDailyNaive,
+	}
+	for name, nf := range forecasters {
+		t.Run(name, func(t *testing.T) { testNoLookahead(t, nf) })
+	}
+}
+
+func testNoLookahead(t *testing.T, newForecaster func(time.Duration) scheduler.Forecaster) {
 	g, err := loadgen.New("spike", loadgen.Options{Seed: 3, Peak: 800})
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +287,7 @@ func TestNoLookahead(t *testing.T) {
 	full := g.Series(t0, t0.Add(4*24*time.Hour), 5*time.Minute)
 	// Punch a gap so that the cut also lands around missing rows.
 	full.Points = append(full.Points[:300:300], full.Points[340:]...)
-	role := Role{Capacity: 40, NewForecaster: newForecaster(), Params: scheduler.Params{
+	role := Role{Capacity: 40, NewForecaster: newForecaster, Params: scheduler.Params{
 		Role: "web", Min: 1, Max: 100, LoadDriven: true, Target: 40, Headroom: 0.1,
 		Stabilization: 30 * time.Minute, MaxStep: 2, Predict: true}}
 	o := Options{Lead: 10 * time.Minute}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tideops/tide/config"
 	"github.com/tideops/tide/loadgen"
+	"github.com/tideops/tide/predictor"
 	"github.com/tideops/tide/scheduler"
 	"github.com/tideops/tide/simulate"
 	"github.com/tideops/tide/trace"
@@ -204,8 +205,13 @@ func simulationRole(f *simulateFlags, tr *trace.Trace) (simulate.Role, time.Dura
 }
 
 // newSimulationForecaster returns the constructor of tide's forecaster.
+// It is the service's forecaster, predictor.Online, refitting synchronously
+// inside Observe (every 6 hours of data by default), so that a simulation is
+// deterministic.
 func newSimulationForecaster(quantile float64) func(step time.Duration) scheduler.Forecaster {
-	return nil
+	return func(step time.Duration) scheduler.Forecaster {
+		return predictor.New(predictor.Options{Step: step, Quantile: quantile})
+	}
 }
 
 func writeFile(path string, write func(io.Writer) error) error {

@@ -1,0 +1,31 @@
+package simulate
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/tideops/tide/loadgen"
+	"github.com/tideops/tide/predictor"
+	"github.com/tideops/tide/scheduler"
+)
+
+// BenchmarkSimulate30DaysMinute simulates 30 days of 1-minute steps for one
+// role with the predictor, plus the three baselines.
+func BenchmarkSimulate30DaysMinute(b *testing.B) {
+	g, err := loadgen.New("office", loadgen.Options{Seed: 1, Peak: 2000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := g.Series(t0, t0.Add(30*24*time.Hour), time.Minute)
+	role := Role{Capacity: 100, NewForecaster: func(step time.Duration) scheduler.Forecaster {
+		return predictor.New(predictor.Options{Step: step, Quantile: 0.95})
+	}, Params: scheduler.Params{Role: "web", Min: 1, Max: 1000, LoadDriven: true, Target: 100, Headroom: 0.2,
+		Stabilization: 15 * time.Minute, Predict: true}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Run(context.Background(), tr, role, Options{Lead: 10 * time.Minute}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
