@@ -502,3 +502,21 @@ func IsSpecError(err error) (*SpecError, bool) {
 	ok := errors.As(err, &se)
 	return se, ok
 }
+
+// ClockChanges returns the instants in [from, to) at which the clocks of loc
+// change (daylight saving time starts or ends), sorted: for marking them in a
+// week's plan.
+func ClockChanges(loc *time.Location, from, to time.Time) []time.Time {
+	var out []time.Time
+	for t := from; t.Before(to); {
+		_, end := t.In(loc).ZoneBounds()
+		if end.IsZero() || !end.Before(to) {
+			break
+		}
+		if !end.Before(from) {
+			out = append(out, end)
+		}
+		t = end
+	}
+	return out
+}

@@ -590,3 +590,51 @@ func TestMaxDayGap(t *testing.T) {
 		})
 	}
 }
+
+func TestClockChanges(t *testing.T) {
+	tests := []struct {
+		zone     string
+		from, to time.Time
+		want     []time.Time
+	}{
+		{"Europe/Brussels", utc(2026, 1, 1, 0, 0), utc(2027, 1, 1, 0, 0), []time.Time{utc(2026, 3, 29, 1, 0), utc(2026, 10, 25, 1, 0)}},
+		{"America/New_York", utc(2026, 3, 1, 0, 0), utc(2026, 3, 15, 0, 0), []time.Time{utc(2026, 3, 8, 7, 0)}},
+		{"Europe/Brussels", utc(2026, 5, 1, 0, 0), utc(2026, 5, 8, 0, 0), nil},
+		{"UTC", utc(2026, 1, 1, 0, 0), utc(2027, 1, 1, 0, 0), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.zone+tc.from.Format("/2006-01"), func(t *testing.T) {
+			if got := ClockChanges(loc(t, tc.zone), tc.from, tc.to); !slices.EqualFunc(got, tc.want, time.Time.Equal) {
+				t.Errorf("ClockChanges = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestActiveAtConcurrent asks one window from several goroutines at
+// different instants (run with -race): answers stay right while the cache
+// is replaced under them.
+func TestActiveAtConcurrent(t *testing.T) {
+	w := mustCron(t, CronSpec{Name: "b", Start: "0 8 * * *", End: "0 18 * * *", TimeZone: "Europe/Brussels", Count: 1})
+	bxl := w.Location()
+	errs := make(chan string, 4)
+	for g := range 4 {
+		go func() {
+			for i := range 2000 {
+				d := 1 + (g*7+i)%28
+				now := time.Date(2026, 2, d, (i*5)%24, 0, 0, 0, bxl)
+				_, ok := w.ActiveAt(now)
+				if want := now.Hour() >= 8 && now.Hour() < 18; ok != want {
+					errs <- now.String()
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range 4 {
+		if e := <-errs; e != "" {
+			t.Errorf("wrong answer at %s", e)
+		}
+	}
+}
