@@ -56,3 +56,18 @@ func BenchmarkNewCronWindow(b *testing.B) {
 		mustCron(b, CronSpec{Name: "closing", Start: "0 0 1 * *", End: "0 0 8 * *", TimeZone: "Europe/Brussels"})
 	}
 }
+
+// BenchmarkExactConflictsYear is what checking a schedule for conflicting
+// exact windows over a year costs at load time.
+func BenchmarkExactConflictsYear(b *testing.B) {
+	ws := []Window{
+		mustCron(b, CronSpec{Name: "day", Start: "0 8 * * MON-FRI", End: "0 18 * * MON-FRI", TimeZone: "Europe/Brussels", Count: 6, Mode: Exact}),
+		mustCron(b, CronSpec{Name: "batch", Start: "0 16 * * FRI", Duration: 4 * time.Hour, TimeZone: "Europe/Brussels", Count: 9, Mode: Exact}),
+		mustCron(b, CronSpec{Name: "night", Start: "0 22 * * *", End: "0 6 * * *", TimeZone: "Europe/Brussels", Count: 1, Mode: Exact}),
+	}
+	for b.Loop() {
+		if len(ExactConflicts(ws, utc(2026, 1, 1, 0, 0), 366*24*time.Hour)) != 53 {
+			b.Fatal("want a conflict every Friday")
+		}
+	}
+}
