@@ -60,3 +60,23 @@ func BenchmarkAppendSamples(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSamplesWeek measures reading back a week of one-minute samples,
+// as the service does per role to rebuild its predictor at start.
+func BenchmarkSamplesWeek(b *testing.B) {
+	s := benchOptions(b, false)
+	week := make([]scheduler.Sample, 7*24*60)
+	for i := range week {
+		week[i] = scheduler.Sample{At: t0.Add(time.Duration(i) * time.Minute), Value: float64(i)}
+	}
+	if err := s.AppendSamples("web", week); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := s.Samples("web", time.Time{})
+		if err != nil || len(got) != len(week) {
+			b.Fatalf("%d samples, %v", len(got), err)
+		}
+	}
+}

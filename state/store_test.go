@@ -1,11 +1,14 @@
 package state
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,9 +20,16 @@ import (
 // store and dies without closing it (see TestKilledProcessKeepsCommitted).
 const childEnv = "TIDE_STATE_TEST_CHILD_DIR"
 
+// holdEnv makes the test binary act as a tide process that holds the store
+// open until its standard input closes (see TestLockedByAnotherProcess).
+const holdEnv = "TIDE_STATE_TEST_HOLD_DIR"
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(childWrites(dir))
+	}
+	if dir := os.Getenv(holdEnv); dir != "" {
+		os.Exit(childHolds(dir))
 	}
 	os.Exit(m.Run())
 }
@@ -496,6 +506,59 @@ func TestSecondOpenIsLocked(t *testing.T) {
 		t.Fatalf("open after close: %v", err)
 	}
 	s2.Close()
+}
+
+// childHolds opens the store, says so, and exits without closing it when
+// its standard input is closed.
+func childHolds(dir string) int {
+	if _, err := Open(dir, Options{}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	fmt.Println("open")
+	io.Copy(io.Discard, os.Stdin)
+	return 1
+}
+
+func TestLockedByAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), holdEnv+"="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "open\n" {
+		t.Fatalf("child did not open the store: %q, %v", line, err)
+	}
+	_, err = Open(dir, Options{LockTimeout: 200 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "another tide") {
+		t.Fatalf("open while another process holds it: %v, want ErrLocked naming the cause", err)
+	}
+	// The child dies without closing: the kernel releases its lock.
+	stdin.Close()
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("child exited cleanly, want exit status 1")
+	}
+	s, err := Open(dir, Options{LockTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("open after the other process died: %v", err)
+	}
+	s.Close()
 }
 
 func TestConcurrentUse(t *testing.T) {
