@@ -1,0 +1,9 @@
+// Package forecast holds the file formats and the evaluation harness around
+// package predictor: reading and writing M4-layout CSV files, reading
+// request traces (timestamp,requests), accuracy measures (MASE, sMAPE,
+// coverage of an upper quantile) and rolling-origin evaluation.
+//
+// forecast may do file I/O through io.Reader and io.Writer; the models
+// themselves live in predictor, which must stay pure. forecast must not
+// depend on clouds, SSH, the scheduler or cmd/tide.
+package forecast
