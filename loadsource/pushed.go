@@ -69,6 +69,28 @@ func NewPushed(clk clock.Clock, o PushedOptions) *Pushed {
 	return p
 }
 
+// SetRoles changes the roles samples may be pushed for, as after a
+// schedule reload: the kept samples of the roles still listed stay, the
+// others are dropped. An empty list accepts any role again, up to MaxRoles.
+func (p *Pushed) SetRoles(roles []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keep := make(map[string]*ring, len(roles))
+	for _, r := range roles {
+		if old := p.roles[r]; old != nil {
+			keep[r] = old
+		} else {
+			keep[r] = &ring{buf: make([]scheduler.Sample, p.opts.Keep)}
+		}
+	}
+	if len(roles) == 0 {
+		for r, old := range p.roles {
+			keep[r] = old
+		}
+	}
+	p.roles, p.fixed = keep, len(roles) > 0
+}
+
 // Push stores a sample for a role. It refuses a value that is NaN,
 // infinite or negative, a sample without a time or more than MaxSkew ahead
 // of the clock, and a role it does not take (ErrUnknownRole). A sample

@@ -124,3 +124,25 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestPushedSetRoles(t *testing.T) {
+	p := NewPushed(clock.NewVirtual(t0), PushedOptions{Roles: []string{"web", "db"}})
+	must(t, p.Push("web", scheduler.Sample{At: t0, Value: 3}))
+	must(t, p.Push("db", scheduler.Sample{At: t0, Value: 4}))
+	p.SetRoles([]string{"web", "worker"})
+	if s, err := p.Latest("web"); err != nil || s.Value != 3 {
+		t.Fatalf("web after reload: %+v, %v; want its sample kept", s, err)
+	}
+	if _, err := p.Latest("db"); !errors.Is(err, ErrNoData) {
+		t.Fatalf("db after reload: %v, want ErrNoData (dropped)", err)
+	}
+	if err := p.Push("db", scheduler.Sample{At: t0, Value: 1}); !errors.Is(err, ErrUnknownRole) {
+		t.Fatalf("push for a dropped role: %v, want ErrUnknownRole", err)
+	}
+	must(t, p.Push("worker", scheduler.Sample{At: t0, Value: 1}))
+	p.SetRoles(nil)
+	must(t, p.Push("cache", scheduler.Sample{At: t0, Value: 1}))
+	if s, err := p.Latest("worker"); err != nil || s.Value != 1 {
+		t.Fatalf("worker after opening up: %+v, %v", s, err)
+	}
+}
