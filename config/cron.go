@@ -12,6 +12,9 @@ import (
 // descriptors, as the policies package does.
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
+// cronStar is the bit robfig/cron sets in a field written as "*".
+const cronStar = 1 << 63
+
 var cronFields = [5]string{"minute", "hour", "day of month", "month", "day of week"}
 
 // parseCron parses a window's cron expression. On failure the error reads

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"net/url"
 	"path"
@@ -9,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 
 	"github.com/tideops/tide/fleet"
 )
@@ -367,6 +370,11 @@ func (v *validator) cronWindow(p string, w CronWindow, r Role, now time.Time) bo
 		v.add(p+".start", "%v", err)
 	} else if loc != nil && sched.Next(now.In(loc)).IsZero() {
 		v.add(p+".start", "a window that never opens: start cron %q never fires", w.Start)
+	} else if spec, ok := sched.(*cron.SpecSchedule); ok && bits.OnesCount64(spec.Minute&^cronStar) != 1 {
+		// Besides making no sense for hosts that take minutes to boot,
+		// windows opening every few minutes make the year-long conflict
+		// search slow.
+		v.add(p+".start", "a window opens at most once an hour: give the start cron a single minute, like \"0 8 * * *\"")
 	}
 	hasEnd := w.End != "" || v.s.pos.has(p+".end")
 	hasDuration := w.Duration != 0 || v.s.pos.has(p+".duration")

@@ -88,6 +88,22 @@ func (v *validator) compile(p string, r Role, names map[string]string, now time.
 	if len(errs) > 0 {
 		return
 	}
+	// Only exact windows can conflict; most roles have fewer than two, and
+	// then there is nothing to look for.
+	exact := 0
+	for _, w := range r.Policies.Schedule {
+		if w.Mode == string(policies.Exact) {
+			exact++
+		}
+	}
+	for _, w := range r.Policies.Windows {
+		if w.Mode == string(policies.Exact) {
+			exact++
+		}
+	}
+	if exact < 2 {
+		return
+	}
 	counts := map[string]int{}
 	for _, w := range r.Policies.Schedule {
 		counts[w.Name] = w.Count
