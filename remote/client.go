@@ -78,7 +78,9 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (stdout, 
 		_ = s.Signal(ssh.SIGKILL)
 		s.Close()
 		c.logger.Debug("ssh command cancelled", "addr", c.addr)
-		return out.Bytes(), errb.Bytes(), fmt.Errorf("running command on %s: %w", c.addr, ctx.Err())
+		// The output buffers may still be written to until the session is
+		// torn down: none of it is returned.
+		return nil, nil, fmt.Errorf("running command on %s: %w", c.addr, ctx.Err())
 	}
 	var ee *ssh.ExitError
 	switch {
