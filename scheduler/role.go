@@ -248,22 +248,30 @@ func (r *Role) loadInputs(now time.Time, prev int) (Input, *forecastInput, bool)
 		return Input{Source: "load", Count: prev, Detail: fmt.Sprintf("load metric stale: newest sample is %s old (max %s): holding the current count", age.Round(time.Second), p.MaxAge)}, nil, true
 	}
 	v := r.latest.Value
-	withHeadroom := v * (1 + p.Headroom)
-	in := Input{Source: "load", Count: r.need(withHeadroom),
-		Detail: fmt.Sprintf("load %.4g + %.0f%% headroom at %.4g per host", v, p.Headroom*100, p.Target)}
+	reactive := func() Input {
+		return Input{Source: "load", Count: r.need(v * (1 + p.Headroom)),
+			Detail: fmt.Sprintf("load %.4g + %.0f%% headroom at %.4g per host", v, p.Headroom*100, p.Target)}
+	}
 	if !p.Predict || r.forecaster == nil {
-		return in, nil, false
+		return reactive(), nil, false
 	}
 	horizon := p.Lead + p.Interval
 	est, err := r.forecaster.Forecast(now, horizon)
 	switch {
 	case errors.Is(err, predictor.ErrInsufficientHistory):
+		in := reactive()
 		in.Detail += "; no forecast yet (less than one season of history): reactive scaling with headroom"
 		return in, nil, false
 	case err != nil:
+		in := reactive()
 		in.Detail += fmt.Sprintf("; forecast failed (%v): reactive scaling with headroom", err)
 		return in, nil, false
 	}
+	// With a forecast, its upper quantile is the margin: the load input
+	// only makes sure the load seen now is carried (scale-up on a surge the
+	// forecast missed), without stacking the headroom on top.
+	in := Input{Source: "load", Count: r.need(v),
+		Detail: fmt.Sprintf("load %.4g at %.4g per host (the forecast's upper bound is the headroom)", v, p.Target)}
 	q := est.Quantile
 	if q == 0 {
 		q = 0.95
