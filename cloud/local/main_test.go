@@ -34,9 +34,41 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if stateDir := os.Getenv(launcherEnv); stateDir != "" {
+		os.Exit(launchAndExit(stateDir))
+	}
 	// Hosts built with -race would otherwise sleep a second on exit.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	os.Exit(m.Run())
+}
+
+// launcherEnv makes the test binary a short-lived tide: it launches one host
+// on the state directory the variable names, prints its id and exits.
+const launcherEnv = "TIDE_TEST_LAUNCHER_STATE_DIR"
+
+func launchAndExit(stateDir string) int {
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(os.Getenv("TIDE_TEST_LAUNCHER_KEY")))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	p, err := local.New(local.Options{
+		StateDir:       stateDir,
+		Network:        os.Getenv("TIDE_TEST_LAUNCHER_NETWORK"),
+		Executable:     []string{os.Args[0]},
+		AuthorizedKeys: []ssh.PublicKey{key},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	in, err := p.Launch(context.Background(), fleet.LaunchSpec{ClientToken: "launcher", Fleet: "office", Role: "web", Label: "web-1"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(in.ID)
+	return 0
 }
 
 // testCloud is a provider on a state directory and network of its own,

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/tideops/tide/cloud/local"
 	"github.com/tideops/tide/fleet"
@@ -246,6 +249,27 @@ func TestInstancesSurviveTheProvider(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(tc.stateDir, "local", "instances.json")); err != nil {
 		t.Errorf("state file: %v", err)
+	}
+}
+
+func TestHostOutlivesTheProcessThatLaunchedIt(t *testing.T) {
+	t.Parallel()
+	tc := newTestCloud(t, "127.77.8.0/24", 0)
+	// A tide process that launches a host and exits at once.
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(),
+		launcherEnv+"="+tc.stateDir,
+		"TIDE_TEST_LAUNCHER_NETWORK="+tc.opts.Network,
+		"TIDE_TEST_LAUNCHER_KEY="+string(ssh.MarshalAuthorizedKey(tc.signer.PublicKey())),
+	)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("launcher: %v", err)
+	}
+	id := strings.TrimSpace(string(out))
+	c, _ := tc.connect(t, tc.dialer(t), id)
+	if out, _, err := c.Run(context.Background(), "echo alive", nil); err != nil || string(out) != "alive\n" {
+		t.Errorf("host after its launcher exited: %q, %v", out, err)
 	}
 }
 
