@@ -33,6 +33,10 @@ type Timeouts struct {
 	Throttle time.Duration
 	// PollMin and PollMax bound the backoff between polls and dials.
 	PollMin, PollMax time.Duration
+	// AddressPollMax caps the backoff between polls for an address: all
+	// waiting hosts share one listing, and polling coarsely would inflate
+	// the launch-to-address time that becomes the predictor's lead time.
+	AddressPollMax time.Duration
 }
 
 // DefaultTimeouts are sensible for EC2.
@@ -43,6 +47,8 @@ var DefaultTimeouts = Timeouts{
 	Throttle:  2 * time.Minute,
 	PollMin:   250 * time.Millisecond,
 	PollMax:   10 * time.Second,
+
+	AddressPollMax: 2 * time.Second,
 }
 
 func (t Timeouts) withDefaults() Timeouts {
@@ -58,6 +64,7 @@ func (t Timeouts) withDefaults() Timeouts {
 	set(&t.Throttle, d.Throttle)
 	set(&t.PollMin, d.PollMin)
 	set(&t.PollMax, d.PollMax)
+	set(&t.AddressPollMax, d.AddressPollMax)
 	return t
 }
 

@@ -245,6 +245,7 @@ func (x *pass) waitAddress(ctx context.Context, inst fleet.Instance) (fleet.Inst
 			return inst, err
 		}
 		seen = seq
+		backoff = min(backoff, x.f.t.AddressPollMax)
 		for _, in := range insts {
 			if in.ID != inst.ID {
 				continue

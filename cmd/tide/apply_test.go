@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/tideops/tide/cloud/local"
 	"github.com/tideops/tide/config"
 	"github.com/tideops/tide/deployer"
@@ -412,4 +414,72 @@ func TestDisplay(t *testing.T) {
 			t.Error("display drew after stop")
 		}
 	})
+}
+
+// TestApplyStaticHosts lists an existing machine (a local-cloud host the
+// test starts itself) as a static host: apply labels it over SSH, trusting
+// its key on first use, and neither launches nor terminates anything.
+func TestApplyStaticHosts(t *testing.T) {
+	f := newFleetEnv(t, "it-static", "127.0.44.0/24")
+	keyPath := filepath.Join(t.TempDir(), "id_ed25519")
+	signer, err := stateKey(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := local.New(local.Options{StateDir: f.stateDir, Network: "127.0.44.0/24", Port: 2222,
+		AuthorizedKeys: []ssh.PublicKey{signer.PublicKey()}, StopGrace: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := p.Launch(t.Context(), fleet.LaunchSpec{ClientToken: "static-it", Fleet: "machines", Role: "web", Label: "machine-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for inst.Address == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("the machine did not boot")
+		}
+		if inst, err = p.Instance(t.Context(), inst.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dataPath := t.TempDir()
+	s := fmt.Sprintf(`name: it-static
+cloud:
+  provider: static
+ssh:
+  port: 2222
+  identity_file: %s
+data_path: %s
+roles:
+  - name: web
+    min: 1
+    max: 1
+    hosts:
+      - label: web-1
+        address: %s
+`, keyPath, dataPath, inst.Address)
+	if err := os.WriteFile(f.file, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"web-1:kept", "web-1:kept"} {
+		code, out, errOut := f.run(t.Context(), "apply", "--output", "json")
+		if code != 0 {
+			t.Fatalf("apply %d exit %d\n%s\n%s", i+1, code, out, errOut)
+		}
+		if got := actionsOf(decodeReport(t, out)); !slices.Equal(got, []string{want}) {
+			t.Fatalf("apply %d = %q, want %q", i+1, got, want)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dataPath, "LABEL")); err != nil || strings.TrimSpace(string(b)) != "web-1" {
+		t.Errorf("LABEL = %q, %v", b, err)
+	}
+	code, out, _ := f.run(t.Context(), "down")
+	if code != 0 || !strings.Contains(out, "0 removed, 0 failed") {
+		t.Errorf("down on static hosts (exit %d):\n%s", code, out)
+	}
+	if in, err := p.Instance(t.Context(), inst.ID); err != nil || !in.State.Live() {
+		t.Errorf("the static machine is gone after down: %+v %v", in, err)
+	}
 }
