@@ -41,10 +41,19 @@ func (p *Provider) List(ctx context.Context, fleetName string) ([]fleet.Instance
 		o.Limit = p.opts.PageSize
 	})
 	var out []fleet.Instance
+	var sink pageSink
 	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
+		var optFns []func(*ec2.Options)
+		if !p.sdkDecode {
+			optFns = append(optFns, withFastDescribe(&sink))
+		}
+		page, err := pages.NextPage(ctx, optFns...)
 		if err != nil {
 			return nil, fmt.Errorf("listing fleet %s: %w", fleetName, mapError(err))
+		}
+		if sink.ok {
+			out = append(out, sink.instances...)
+			continue
 		}
 		if out == nil {
 			n := 0

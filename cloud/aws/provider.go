@@ -46,6 +46,9 @@ type Options struct {
 	Endpoint string
 	// Credentials overrides the SDK's credential chain when set.
 	Credentials aws.CredentialsProvider
+	// HTTPClient replaces the SDK's HTTP client when set (proxies, custom
+	// transports, recorded responses in benchmarks).
+	HTTPClient aws.HTTPClient
 
 	// Subnets maps availability zones to the subnet to launch into. When
 	// it is empty instances go to the zone's default subnet; when it is not,
@@ -94,6 +97,8 @@ type Provider struct {
 	api  ec2API
 	opts Options
 	log  *slog.Logger
+	// sdkDecode makes List decode pages with the SDK only (tests compare).
+	sdkDecode bool
 }
 
 // New loads the AWS configuration and returns a Provider around a new EC2
@@ -131,6 +136,9 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
 		}
 		o.Retryer = retryer
+		if opts.HTTPClient != nil {
+			o.HTTPClient = opts.HTTPClient
+		}
 		o.RetryMaxAttempts = 0 // keep AWS_MAX_ATTEMPTS from wrapping our retryer
 	})
 	return newProvider(client, opts)
