@@ -70,6 +70,22 @@ func TestLaunchBootsServesSSHAndTakesLabel(t *testing.T) {
 	if want := root + "\nweb-1\n" + root + "\n"; err != nil || string(out) != want {
 		t.Errorf("paths on host: %q, %v; want %q", out, err, want)
 	}
+	// tide's own environment (credentials, say) does not reach the host.
+	out, _, err = c.Run(ctx, "env", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := map[string]bool{"PATH": true, "HOME": true, "LANG": true, "SHELL": true, "PWD": true, "SHLVL": true, "_": true, "OLDPWD": true,
+		"TMPDIR": true, "GOCOVERDIR": true, "GORACE": true}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !allowed[k] && strings.Contains(string(out), "\n"+kv+"\n") {
+			t.Errorf("tide's %s leaked to the host", k)
+		}
+	}
+	if !strings.Contains(string(out), "TIDE_HOST_ID="+in.ID+"\n") {
+		t.Errorf("host env lacks TIDE_HOST_ID: %q", out)
+	}
 	_, stderr, err := c.Run(ctx, "echo boom >&2; exit 7", nil)
 	var ee *remote.ExitError
 	if !errors.As(err, &ee) || ee.Code != 7 || string(stderr) != "boom\n" {
@@ -192,6 +208,12 @@ func TestTerminateFreesAddressAndStopsProcesses(t *testing.T) {
 	}
 	if err := tc.Terminate(ctx, "i-00000000000000000"); !fleet.IsNotFound(err) {
 		t.Errorf("terminating an unknown id: %v, want not found", err)
+	}
+	if _, err := tc.HostKeyFingerprints(ctx, "i-00000000000000000"); !fleet.IsNotFound(err) {
+		t.Errorf("fingerprints of an unknown id: %v, want not found", err)
+	}
+	if in, err := tc.Instance(ctx, a.ID); err != nil || in.State != fleet.StateTerminated || in.Address != "" {
+		t.Errorf("terminated instance: %+v, %v", in, err)
 	}
 	insts, _ := tc.List(ctx, "")
 	if len(insts) != 1 || insts[0].ID != b.ID {
