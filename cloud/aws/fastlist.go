@@ -56,7 +56,12 @@ func (m fastDescribe) HandleDeserialize(ctx context.Context, in middleware.Deser
 	if err != nil || !isHTTP || resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		return out, md, err
 	}
-	body, err := io.ReadAll(resp.Body)
+	var buf bytes.Buffer
+	if resp.ContentLength > 0 && resp.ContentLength < 64<<20 {
+		buf.Grow(int(resp.ContentLength) + bytes.MinRead)
+	}
+	_, err = buf.ReadFrom(resp.Body)
+	body := buf.Bytes()
 	resp.Body.Close()
 	if err != nil {
 		return out, md, err // a transport error: retryable like any other
@@ -88,6 +93,7 @@ var errUnsupported = errors.New("unsupported xml")
 // reservationSet>item>instancesSet>item count (network interfaces carry
 // addresses of their own).
 func scanDescribeInstances(b []byte) (instances []fleet.Instance, nextToken string, err error) {
+	st := scanState{interned: make(map[string]string, 64)}
 	var (
 		path     [16][]byte // element names from the root
 		depth    int
@@ -130,7 +136,7 @@ func scanDescribeInstances(b []byte) (instances []fleet.Instance, nextToken stri
 				return nil, "", fmt.Errorf("%w: mismatched end tag", errUnsupported)
 			}
 			text := b[textFrom:i]
-			if err := endElement(path[:depth], text, &cur, &private, &public, &tagKey, &tagValue, &nextToken, &instances); err != nil {
+			if err := st.endElement(path[:depth], text, &cur, &private, &public, &tagKey, &tagValue, &nextToken, &instances); err != nil {
 				return nil, "", err
 			}
 			depth--
@@ -177,11 +183,11 @@ func scanDescribeInstances(b []byte) (instances []fleet.Instance, nextToken stri
 		}
 		path[depth] = name
 		depth++
-		startElement(path[:depth], &cur, &private, &public, &tagKey, &tagValue)
+		st.startElement(path[:depth], &cur, &private, &public, &tagKey, &tagValue)
 		i += j + 1
 		textFrom = i
 		if selfClosing {
-			if err := endElement(path[:depth], nil, &cur, &private, &public, &tagKey, &tagValue, &nextToken, &instances); err != nil {
+			if err := st.endElement(path[:depth], nil, &cur, &private, &public, &tagKey, &tagValue, &nextToken, &instances); err != nil {
 				return nil, "", err
 			}
 			depth--
@@ -216,10 +222,18 @@ func is(p [][]byte, names ...string) bool {
 // instancePath is where instances sit, below the root element.
 var instancePath = []string{"reservationSet", "item", "instancesSet", "item"}
 
-// underInstance returns the names below an instance element, or nil.
-func underInstance(p [][]byte) [][]byte {
+// underInstance returns the names below an instance element, or nil. The
+// full path is compared only for the instance element itself; below it,
+// the scanner's own record of being inside an instance is trusted.
+func (st *scanState) underInstance(p [][]byte) [][]byte {
 	if len(p) < 5 {
 		return nil
+	}
+	if len(p) > 5 {
+		if !st.inInstance {
+			return nil
+		}
+		return p[5:]
 	}
 	for k, n := range instancePath {
 		if !bytes.EqualFold(p[k+1], []byte(n)) {
@@ -229,26 +243,30 @@ func underInstance(p [][]byte) [][]byte {
 	return p[5:]
 }
 
-func startElement(p [][]byte, cur **fleet.Instance, private, public, tagKey, tagValue *string) {
-	if len(p) == 5 && underInstance(p) != nil {
+func (st *scanState) startElement(p [][]byte, cur **fleet.Instance, private, public, tagKey, tagValue *string) {
+	if len(p) == 5 && st.underInstance(p) != nil {
 		*cur = &fleet.Instance{}
 		*private, *public = "", ""
+		st.inInstance = true
 		return
 	}
-	if rel := underInstance(p); is(rel, "tagSet", "item") {
+	if len(p) == 7 && st.inInstance && is(p[5:], "tagSet", "item") {
 		*tagKey, *tagValue = "", ""
 	}
 }
 
-func endElement(p [][]byte, raw []byte, cur **fleet.Instance, private, public, tagKey, tagValue, nextToken *string, instances *[]fleet.Instance) error {
+func (st *scanState) endElement(p [][]byte, raw []byte, cur **fleet.Instance, private, public, tagKey, tagValue, nextToken *string, instances *[]fleet.Instance) error {
 	if len(p) == 2 && bytes.EqualFold(p[1], []byte("nextToken")) {
 		s, err := text(raw)
 		*nextToken = s
 		return err
 	}
-	rel := underInstance(p)
+	rel := st.underInstance(p)
 	if rel == nil || *cur == nil {
 		return nil
+	}
+	if len(rel) > 3 {
+		return nil // deeper than any field read
 	}
 	in := *cur
 	var err error
@@ -263,10 +281,11 @@ func endElement(p [][]byte, raw []byte, cur **fleet.Instance, private, public, t
 		}
 		*instances = append(*instances, *in)
 		*cur = nil
+		st.inInstance = false
 	case is(rel, "instanceId"):
 		in.ID, err = text(raw)
 	case is(rel, "instanceType"):
-		in.Type, err = text(raw)
+		in.Type, err = st.text(raw)
 	case is(rel, "privateIpAddress"):
 		*private, err = text(raw)
 	case is(rel, "ipAddress"):
@@ -278,14 +297,18 @@ func endElement(p [][]byte, raw []byte, cur **fleet.Instance, private, public, t
 		}
 	case is(rel, "instanceState", "name"):
 		var s string
-		s, err = text(raw)
+		s, err = st.text(raw)
 		in.State = fleet.State(s)
 	case is(rel, "placement", "availabilityZone"):
-		in.Zone, err = text(raw)
+		in.Zone, err = st.text(raw)
 	case is(rel, "tagSet", "item", "key"):
-		*tagKey, err = text(raw)
+		*tagKey, err = st.text(raw)
 	case is(rel, "tagSet", "item", "value"):
-		*tagValue, err = text(raw)
+		if bytes.EqualFold([]byte(*tagKey), []byte(fleet.TagLabel)) {
+			*tagValue, err = text(raw) // unique per instance
+		} else {
+			*tagValue, err = st.text(raw)
+		}
 	case is(rel, "tagSet", "item"):
 		if in.Tags == nil {
 			in.Tags = make(map[string]string, 4)
@@ -293,6 +316,27 @@ func endElement(p [][]byte, raw []byte, cur **fleet.Instance, private, public, t
 		in.Tags[*tagKey] = *tagValue
 	}
 	return err
+}
+
+// scanState holds what one scan shares across instances.
+type scanState struct {
+	// interned keeps one copy of the strings that repeat across
+	// instances (types, zones, states, tag keys and most tag values).
+	interned map[string]string
+	// inInstance says the scanner is inside an instance element.
+	inInstance bool
+}
+
+// text is the package-level text, with repeated values shared.
+func (st *scanState) text(raw []byte) (string, error) {
+	if s, ok := st.interned[string(raw)]; ok {
+		return s, nil
+	}
+	s, err := text(raw)
+	if err == nil && len(st.interned) < 4096 {
+		st.interned[string(raw)] = s
+	}
+	return s, err
 }
 
 // text decodes a leaf element's content: character data with the five XML
