@@ -20,7 +20,7 @@ import (
 // field of every instance through encoding/xml, about 50 µs of CPU per
 // instance, half a second for 10,000. List reads only a handful of fields,
 // so it decodes DescribeInstances pages itself with a small scanner over the
-// bytes (about ten times cheaper) and hands the SDK a body holding only the
+// bytes (about five times cheaper) and hands the SDK a body holding only the
 // page's nextToken, so that signing, retries, pagination and error decoding
 // stay the SDK's. When the scanner meets anything it does not understand it
 // leaves the page to the SDK, whose result List then maps as usual.
