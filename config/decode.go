@@ -52,13 +52,18 @@ func Parse(file string, data []byte, opts ...Option) (*Schedule, error) {
 		o.now = time.Now()
 	}
 	s, ps := decode(file, data)
-	if len(ps) > 0 {
+	if s == nil {
 		sortProblems(ps)
 		return nil, ps
 	}
 	s.applyDefaults()
-	if err := s.Validate(o.now); err != nil {
+	var more Problems
+	if err := s.Validate(o.now); err != nil && !errors.As(err, &more) {
 		return nil, err
+	}
+	if ps = append(ps, more...); len(ps) > 0 {
+		sortProblems(ps)
+		return nil, ps
 	}
 	return s, nil
 }
@@ -100,11 +105,13 @@ func decode(file string, data []byte) (s *Schedule, ps Problems) {
 	s = &Schedule{}
 	if root.Kind != 0 && root.Kind != yaml.DocumentNode {
 		w.walk(root, reflect.TypeOf(Schedule{}), "")
-		if len(w.problems) > 0 {
+		if w.fatal {
 			return nil, w.problems
 		}
+		// Unknown fields alone do not stop the rest of the file from being
+		// checked: decode without them and report them with the others.
 		d := yaml.NewDecoder(bytes.NewReader(data))
-		d.KnownFields(true)
+		d.KnownFields(len(w.problems) == 0)
 		if err := d.Decode(s); err != nil && !errors.Is(err, io.EOF) {
 			// The walk should have caught anything the decoder refuses; if
 			// not, report the decoder's own words at the line it names.
@@ -113,7 +120,7 @@ func decode(file string, data []byte) (s *Schedule, ps Problems) {
 	}
 	s.File = file
 	s.pos = w.pos
-	return s, nil
+	return s, w.problems
 }
 
 var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
@@ -254,8 +261,11 @@ type walker struct {
 	file     string
 	pos      *positions
 	problems Problems
-	nodes    int
-	stopped  bool
+	// fatal is set by a problem that leaves the file undecodable (a value of
+	// the wrong type, a key set twice); unknown fields alone are not fatal.
+	fatal   bool
+	nodes   int
+	stopped bool
 }
 
 var (
@@ -264,6 +274,12 @@ var (
 )
 
 func (w *walker) problem(at pos, path, msg string) {
+	w.fatal = true
+	w.unknown(at, path, msg)
+}
+
+// unknown records a problem that does not stop decoding.
+func (w *walker) unknown(at pos, path, msg string) {
 	w.problems = append(w.problems, Problem{File: w.file, Line: at.line, Col: at.col, Path: path, Msg: msg})
 }
 
@@ -364,7 +380,7 @@ func (w *walker) mapping(n *yaml.Node, path string, fieldType func(string) (refl
 			if s := hint(k.Value); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
 			}
-			w.problem(pos{k.Line, k.Column}, p, msg)
+			w.unknown(pos{k.Line, k.Column}, p, msg)
 			continue
 		}
 		if _, set := w.pos.keys[p]; !set {

@@ -64,6 +64,8 @@ func TestDecodeProblems(t *testing.T) {
 			[]want{{"roles[0].policies.schedule[0].counts", 9, 11, `unknown field "counts"`}}},
 		{"every unknown field is reported", "name: t\nfoo: 1\nroles:\n  - name: web\n    max: 3\n    bar: 2\n",
 			[]want{{"foo", 2, 1, "unknown field"}, {"roles[0].bar", 6, 5, "unknown field"}}},
+		{"unknown fields do not hide other problems", "name: t\nroles:\n  - name: web\n    mn: 4\n    min: 5\n    max: 3\n",
+			[]want{{"roles[0].mn", 4, 5, `unknown field "mn"; did you mean "min"?`}, {"roles[0].min", 5, 10, "min 5 is above max 3"}}},
 		{"wrong type", "name: t\nroles:\n  - name: web\n    max: lots\n",
 			[]want{{"roles[0].max", 4, 10, `want a whole number, got "lots"`}}},
 		{"mapping where a list goes", "name: t\nroles:\n  name: web\n",
