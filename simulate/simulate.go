@@ -149,10 +149,8 @@ func Run(ctx context.Context, tr *trace.Trace, role Role, o Options) (*Result, e
 	tide := &roleDecider{role: scheduler.NewRole(p, role.Windows, f), winners: map[string]int{}}
 
 	rp := p
-	rp.LoadDriven, rp.Predict, rp.Headroom = true, false, ReactiveHeadroom
-	if rp.Target <= 0 {
-		rp.Target = role.Capacity
-	}
+	// Target tracking on the host's capacity: ceil(load*1.2/capacity).
+	rp.LoadDriven, rp.Predict, rp.Headroom, rp.Target = true, false, ReactiveHeadroom, role.Capacity
 	reactive := &roleDecider{role: scheduler.NewRole(rp, nil, nil), winners: map[string]int{}}
 
 	sp := p

@@ -183,7 +183,7 @@ func TestSimulateSynthetic(t *testing.T) {
 		t.Run(profile, func(t *testing.T) {
 			tl := filepath.Join(t.TempDir(), "tl.csv")
 			e, out, errb := simEnv()
-			code := run(context.Background(), e, []string{"simulate", "--synthetic", profile, "--days", "10", "--step", "5m",
+			code := run(context.Background(), e, []string{"simulate", "--synthetic", profile, "--days", "8", "--step", "15m",
 				"--seed", "4", "--out", tl})
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errb.String())
@@ -192,8 +192,8 @@ func TestSimulateSynthetic(t *testing.T) {
 				t.Errorf("table lacks baselines:\n%s", out.String())
 			}
 			rows := checkTimeline(t, tl)
-			if len(rows) != 10*24*12 {
-				t.Errorf("%d rows, want %d", len(rows), 10*24*12)
+			if len(rows) != 8*24*4 {
+				t.Errorf("%d rows, want %d", len(rows), 8*24*4)
 			}
 			peak := 0.0
 			for _, r := range rows {
@@ -239,5 +239,55 @@ func TestSimulateErrors(t *testing.T) {
 				t.Errorf("stderr %q does not mention %q", errb.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestSimulateScheduleFile takes the role and its windows from an example
+// schedule file; explicit flags override the file's limits.
+func TestSimulateScheduleFile(t *testing.T) {
+	file := filepath.Join("..", "..", "examples", "office-dms.yaml")
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("example missing: %v", err)
+	}
+	tl := filepath.Join(t.TempDir(), "tl.csv")
+	e, out, errb := simEnv()
+	code := run(context.Background(), e, []string{"simulate", "-c", file, "--role", "web", "--synthetic", "office",
+		"--peak", "250", "--days", "9", "--step", "15m", "--max", "5", "--json", "--out", tl})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var s struct {
+		Role      string  `json:"role"`
+		Capacity  float64 `json:"capacity_per_instance"`
+		Min, Max  int
+		PeakHosts int `json:"peak_hosts"`
+		Baselines map[string]struct {
+			PeakHosts   int `json:"peak_hosts"`
+			ScaleEvents int `json:"scale_events"`
+		} `json:"baselines"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Role != "web" || s.Capacity != 50 || s.Min != 1 || s.Max != 5 || s.PeakHosts > 5 {
+		t.Errorf("role %s, capacity %g, min %d, max %d, peak %d: want web from the file (capacity 50, min 1) with --max 5",
+			s.Role, s.Capacity, s.Min, s.Max, s.PeakHosts)
+	}
+	// The file's office-hours windows make schedule_only move.
+	if so := s.Baselines["schedule_only"]; so.ScaleEvents == 0 || so.PeakHosts <= 1 {
+		t.Errorf("schedule_only = %+v: the file's windows did not apply", so)
+	}
+	rows := checkTimeline(t, tl)
+	if len(rows) != 9*24*4 || rows[0][1] != "web" {
+		t.Errorf("%d rows, role %q", len(rows), rows[0][1])
+	}
+	for _, bad := range [][]string{
+		{"simulate", "-c", file, "--role", "nope", "--synthetic", "office"},
+		{"simulate", "-c", filepath.Join(t.TempDir(), "missing.yaml"), "--role", "web", "--synthetic", "office"},
+	} {
+		e, _, _ := simEnv()
+		if code := run(context.Background(), e, bad); code == 0 {
+			t.Errorf("%v: exit 0", bad)
+		}
 	}
 }
