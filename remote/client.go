@@ -49,9 +49,15 @@ func (c *Client) Addr() string { return c.addr }
 
 // Run runs cmd on the host, feeding it stdin (nil for none), and returns
 // what it wrote. A non-zero exit is an *ExitError. When ctx ends first, the
-// command is sent SIGKILL, its session closed, and ctx's error returned; a
-// stdin reader that blocks may then be left to its reading goroutine until
-// it returns.
+// command is sent SIGKILL, its session closed, and ctx's error returned
+// without output; a stdin reader that blocks may then be left to its
+// reading goroutine until it returns.
+//
+// Whether the command dies is up to the server: local-cloud hosts kill the
+// session's process group; OpenSSH honours the signal for ordinary users
+// but refuses it for root logins (no privilege separation after
+// authentication), where a command only notices its session is gone when it
+// next writes output.
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (stdout, stderr []byte, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err

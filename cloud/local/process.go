@@ -113,7 +113,20 @@ func stopHost(ctx context.Context, clk clock.Clock, pid int, dir, id string, gra
 			}
 		}
 	}
-	killLeftovers(pid, id)
+	left := killLeftovers(pid, id)
+	deadline := clk.Now().Add(grace)
+	for _, p := range left {
+		for processState(p) != 0 && processState(p) != 'Z' {
+			if !clk.Now().Before(deadline) {
+				return fmt.Errorf("process %d of host %s did not exit", p, id)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-clk.After(10 * time.Millisecond):
+			}
+		}
+	}
 	return nil
 }
 
@@ -134,14 +147,15 @@ func waitGone(ctx context.Context, clk clock.Clock, pid int, dir string, d time.
 }
 
 // killLeftovers kills every process in session sid or whose environment
-// marks it as a process of host id.
-func killLeftovers(sid int, id string) {
+// marks it as a process of host id, and returns their pids.
+func killLeftovers(sid int, id string) []int {
 	marker := []byte(hostIDEnv + "=" + id)
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return nil
 	}
 	self := os.Getpid()
+	var killed []int
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == self {
@@ -149,6 +163,7 @@ func killLeftovers(sid int, id string) {
 		}
 		if sessionOf(pid) == sid && sid > 0 {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+			killed = append(killed, pid)
 			continue
 		}
 		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
@@ -158,10 +173,12 @@ func killLeftovers(sid int, id string) {
 		for _, kv := range bytes.Split(env, []byte{0}) {
 			if bytes.Equal(kv, marker) {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
+				killed = append(killed, pid)
 				break
 			}
 		}
 	}
+	return killed
 }
 
 // sessionOf returns the session id of pid from /proc, or -1.

@@ -228,6 +228,8 @@ func (p *Provider) view(r *record) fleet.Instance {
 		return inst
 	}
 	switch {
+	case r.PID == 0 && p.clock.Now().Sub(r.LaunchedAt) < time.Minute:
+		inst.State = fleet.StatePending // its launch is under way
 	case !hostAlive(r.PID, dir):
 		inst.State = fleet.StateStopped
 	case p.ready(r):
@@ -292,13 +294,24 @@ func (p *Provider) Launch(ctx context.Context, spec fleet.LaunchSpec) (fleet.Ins
 		if err := p.prepare(r); err != nil {
 			return err
 		}
-		pid, err := startHost(p.exe, p.st.hostDir(id), id)
-		if err != nil {
+		// Record the instance before its process exists: should tide die
+		// in between, the record (shown stopped) lets Terminate find and
+		// kill the process by the id in its environment; no orphan.
+		s.Instances = append(s.Instances, r)
+		if err := p.st.write(s); err != nil {
 			_ = os.RemoveAll(p.st.hostDir(id))
 			return err
 		}
+		pid, err := startHost(p.exe, p.st.hostDir(id), id)
+		if err != nil {
+			s.Instances = s.Instances[:len(s.Instances)-1]
+			_ = os.RemoveAll(p.st.hostDir(id))
+			if werr := p.st.write(s); werr != nil {
+				return errors.Join(err, werr)
+			}
+			return err
+		}
 		r.PID = pid
-		s.Instances = append(s.Instances, r)
 		launched = r
 		p.logger.Info("local host launched", "instance_id", id, "label", r.Label, "addr", addr, "pid", pid)
 		return nil

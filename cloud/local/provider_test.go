@@ -2,6 +2,7 @@ package local_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -328,6 +329,47 @@ func TestDeadHostIsStoppedAndRestarts(t *testing.T) {
 	c, _ := tc.connect(t, tc.dialer(t), in.ID)
 	if out, _, err := c.Run(ctx, "echo up", nil); err != nil || string(out) != "up\n" {
 		t.Errorf("restarted host: %q, %v", out, err)
+	}
+}
+
+func TestHostWithoutRecordedPIDIsStoppedAndTerminated(t *testing.T) {
+	t.Parallel()
+	tc := newTestCloud(t, "127.77.10.0/24", 0)
+	ctx := context.Background()
+	in, err := tc.Launch(ctx, spec("crash", "web-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, tc.Provider, in.ID, fleet.StateRunning, 20*time.Second)
+	// As if tide died after recording the instance and starting its
+	// process, before recording the pid, a while ago.
+	path := filepath.Join(tc.stateDir, "local", "instances.json")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	rec := st["instances"].([]any)[0].(map[string]any)
+	rec["pid"] = 0
+	rec["launched_at"] = time.Now().Add(-time.Hour).Format(time.RFC3339)
+	data, _ = json.Marshal(st)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tc.Instance(ctx, in.ID); got.State != fleet.StateStopped {
+		t.Errorf("instance with no pid is %s, want stopped", got.State)
+	}
+	if pids := hostProcesses(in.ID); len(pids) == 0 {
+		t.Fatal("the host process should still run")
+	}
+	if err := tc.Terminate(ctx, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	if pids := hostProcesses(in.ID); len(pids) > 0 {
+		t.Errorf("host processes left after terminate: %v", pids)
 	}
 }
 

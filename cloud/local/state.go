@@ -115,6 +115,12 @@ func (st store) update(fn func(*state) error) error {
 		}
 		return err
 	}
+	return st.write(s)
+}
+
+// write replaces the state file with s. Only call it under the lock, from
+// an update function (to record a step before taking the next).
+func (st store) write(s *state) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding local cloud state: %w", err)
