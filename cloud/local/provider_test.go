@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -91,6 +92,39 @@ func TestLaunchBootsServesSSHAndTakesLabel(t *testing.T) {
 	var ee *remote.ExitError
 	if !errors.As(err, &ee) || ee.Code != 7 || string(stderr) != "boom\n" {
 		t.Errorf("exit: err %v stderr %q; want exit 7 with boom", err, stderr)
+	}
+
+	// A client that goes away takes its running commands with it.
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.Run(ctx, `echo $$ > "$DATA/pid"; exec sleep 300`, nil)
+		done <- err
+	}()
+	pidFile := filepath.Join(dataPath, "pid")
+	var pid int
+	deadline := time.Now().Add(10 * time.Second)
+	for pid == 0 {
+		if data, err := os.ReadFile(pidFile); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		}
+		if pid == 0 && time.Now().After(deadline) {
+			t.Fatal("command did not start")
+		}
+		if pid == 0 {
+			<-time.After(10 * time.Millisecond)
+		}
+	}
+	c.Close()
+	if err := <-done; err == nil {
+		t.Error("run over a closed connection succeeded")
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("command %d still runs after its client disconnected", pid)
+		}
+		<-time.After(10 * time.Millisecond)
 	}
 }
 
