@@ -1,0 +1,54 @@
+package server
+
+import (
+	"context"
+	"net/http"
+)
+
+// startAction runs an apply or deploy in the background, one at a time,
+// under the server's own context (a client that hangs up does not cancel
+// a launch half-way). It returns the status the client gets, or a 409 when
+// another action is running.
+func (s *Server) startAction(st ActionStatus, fn func(ctx context.Context) error) (ActionStatus, error) {
+	s.actMu.Lock()
+	defer s.actMu.Unlock()
+	if s.action != nil && s.action.Running {
+		return ActionStatus{}, errorf(http.StatusConflict, "a %s started at %s is still running", s.action.Kind, s.action.Started.Format("15:04:05"))
+	}
+	if s.actCtx.Err() != nil {
+		return ActionStatus{}, errorf(http.StatusServiceUnavailable, "the server is shutting down")
+	}
+	st.Started, st.Running = s.o.Clock.Now(), true
+	cur := st
+	s.action = &cur
+	s.actWG.Add(1)
+	go func() {
+		defer s.actWG.Done()
+		ctx, cancel := context.WithTimeout(s.actCtx, s.o.ActionTimeout)
+		defer cancel()
+		s.logger.Info("action started", "kind", st.Kind, "app", st.App, "revision", st.Revision)
+		err := fn(ctx)
+		s.actMu.Lock()
+		defer s.actMu.Unlock()
+		done := s.o.Clock.Now()
+		s.action.Running, s.action.Finished = false, &done
+		if err != nil {
+			s.action.Error = err.Error()
+			s.logger.Error("action failed", "kind", st.Kind, "err", err)
+			return
+		}
+		s.logger.Info("action finished", "kind", st.Kind, "duration", done.Sub(st.Started))
+	}()
+	return st, nil
+}
+
+// actionStatus returns a copy of the latest action's status, or nil.
+func (s *Server) actionStatus() *ActionStatus {
+	s.actMu.Lock()
+	defer s.actMu.Unlock()
+	if s.action == nil {
+		return nil
+	}
+	cp := *s.action
+	return &cp
+}

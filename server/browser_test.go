@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tideops/tide/clock"
+)
+
+// TestBrowserOverrideChangesDecision loads the web interface in a real
+// headless Chromium, sets an override through the form and waits until the
+// page shows the decision it caused; then clears it through the page.
+// Set TIDE_SCREENSHOTS=DIR to keep PNGs of the page.
+func TestBrowserOverrideChangesDecision(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const token = "browser-test-token"
+	w := newWorld(clock.Real{})
+	srv, err := New(w.options(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	base := "http://" + ln.Addr().String()
+
+	c := startChromium(t, ctx)
+	shots := os.Getenv("TIDE_SCREENSHOTS")
+	shot := func(name string) {
+		if shots == "" {
+			return
+		}
+		if err := c.screenshot(ctx, filepath.Join(shots, name), 1400); err != nil {
+			t.Errorf("screenshot %s: %v", name, err)
+		}
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Without a token the page asks for one.
+	must(c.call(ctx, "Page.navigate", map[string]any{"url": base + "/"}, nil))
+	must(c.poll(ctx, `!document.getElementById('login').hidden && document.getElementById('app').hidden`))
+	shot("login.png")
+
+	// The link tide serve prints signs in and leaves no token in the address.
+	must(c.call(ctx, "Page.navigate", map[string]any{"url": base + "/#token=" + token}, nil))
+	must(c.poll(ctx, `document.querySelectorAll('#fleet tr[data-label]').length === 8`))
+	must(c.poll(ctx, `location.hash === '' && sessionStorage.getItem('tide.token') !== null`))
+	must(c.poll(ctx, `document.querySelectorAll('#roles [data-role]').length === 3 && document.querySelector('#override-form [name=role]').options.length === 3`))
+	must(c.poll(ctx, `document.querySelector('[data-role="web"] .chart svg polyline') !== null && document.querySelectorAll('#week table.heat').length === 3`))
+	var labels []string
+	must(c.eval(ctx, `[...document.querySelectorAll('#fleet tr[data-label]')].map(r => r.dataset.label)`, &labels))
+	if fmt.Sprint(labels) != "[db-1 db-2 web-1 web-2 web-3 web-4 worker-1 worker-2]" {
+		t.Errorf("fleet rows = %v", labels)
+	}
+	var before string
+	must(c.eval(ctx, `document.querySelector('[data-role="web"] .desired-count').textContent`, &before))
+	if before == "9" {
+		t.Fatalf("web already wants 9 hosts before the override; pick another count")
+	}
+	shot("dashboard.png")
+	if shots != "" {
+		for name, sel := range map[string]string{"web-role.png": `[data-role="web"]`, "fleet.png": ".columns", "week.png": "#week", "decisions.png": "#decisions"} {
+			if err := c.screenshotOf(ctx, filepath.Join(shots, name), sel); err != nil {
+				t.Errorf("screenshot %s: %v", name, err)
+			}
+		}
+	}
+
+	// An override the server refuses shows its reason in the form.
+	fill := func(count, reason string, ignore bool) {
+		t.Helper()
+		must(c.eval(ctx, fmt.Sprintf(`(() => {
+			const f = document.getElementById('override-form');
+			f.role.value = 'web'; f.count.value = %q; f.kind.value = 'pin'; f.for.value = '30m';
+			f.reason.value = %q; f.ignore_limits.checked = %v;
+			f.requestSubmit(); return true; })()`, count, reason, ignore), nil))
+	}
+	fill("50", "too many", false)
+	must(c.poll(ctx, `document.getElementById('override-msg').className.includes('err') && document.getElementById('override-msg').textContent.includes('outside web')`))
+
+	// A valid override changes the decision the page shows.
+	fill("9", "browser test", false)
+	must(c.poll(ctx, `document.querySelector('[data-role="web"] .desired-count').textContent === '9'`))
+	must(c.poll(ctx, `document.querySelector('[data-role="web"] .chip.winner').textContent === 'by override' && document.querySelector('#overrides [data-override="web"]') !== null`))
+	if w.kicks.Load() != 1 {
+		t.Errorf("OnOverride called %d times, want 1", w.kicks.Load())
+	}
+	shot("override.png")
+	if shots != "" {
+		must(c.eval(ctx, `document.querySelector('#decisions details').open = true`, nil))
+		for name, sel := range map[string]string{"web-override.png": `[data-role="web"]`, "override-form.png": "#override-panel", "explain.png": "#decisions details"} {
+			if err := c.screenshotOf(ctx, filepath.Join(shots, name), sel); err != nil {
+				t.Errorf("screenshot %s: %v", name, err)
+			}
+		}
+	}
+
+	// Clearing it through the page gives the role back to its inputs.
+	must(c.eval(ctx, `document.querySelector('#overrides [data-override="web"] button').click(), true`, nil))
+	must(c.poll(ctx, `document.querySelector('#overrides [data-override="web"]') === null && document.querySelector('[data-role="web"] .chip.winner').textContent !== 'by override'`))
+	if w.kicks.Load() != 2 {
+		t.Errorf("OnOverride called %d times after clearing, want 2", w.kicks.Load())
+	}
+}

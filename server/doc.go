@@ -1,0 +1,12 @@
+// Package server is tide's HTTP face: a JSON API under /api/ behind a
+// bearer token, the Prometheus /metrics endpoint and the web interface (plain
+// HTML, CSS and JavaScript embedded in the binary, no build step).
+//
+// server consumes the rest of tide through small interfaces it declares
+// (Decisions, History, Overrides, Fleet, Forecasts, Schedule, Actions,
+// Samples); cmd/tide adapts the scheduler loop, the state store, the
+// deployer and the predictor to them. server imports scheduler and fleet
+// for their value types only; it must not depend on clouds, SSH, the state
+// store or the deployer, so that it can be tested with in-memory fakes and
+// driven by a real browser.
+package server

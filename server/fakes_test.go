@@ -1,0 +1,301 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tideops/tide/clock"
+	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/scheduler"
+)
+
+// world is a stateful in-memory stand-in for the service: roles, a fleet,
+// history, overrides, and decisions that follow the active override the way
+// the scheduler's do (a pin wins; a floor wins when it is higher).
+type world struct {
+	clk   clock.Clock
+	start time.Time
+
+	mu        sync.Mutex
+	roles     []RoleInfo
+	base      map[string]int // desired count without override
+	overrides map[string]scheduler.Override
+	hosts     []Host
+	samples   map[string][]scheduler.Sample
+	history   []scheduler.Record // oldest first
+	applyErr  error
+	configErr error
+
+	kicks    atomic.Int32
+	applies  atomic.Int32
+	deploys  chan [2]string
+	failNext error // one-shot error for the next store call
+}
+
+func newWorld(clk clock.Clock) *world {
+	now := clk.Now()
+	w := &world{clk: clk, start: now, overrides: map[string]scheduler.Override{},
+		samples: map[string][]scheduler.Sample{}, deploys: make(chan [2]string, 4),
+		roles: []RoleInfo{
+			{Name: "db", Min: 2, Max: 2, InstanceType: "m6i.xlarge", Zones: []string{"eu-west-1a", "eu-west-1b"}, Apps: []string{"postgres"}},
+			{Name: "web", Min: 2, Max: 12, InstanceType: "c6i.large", Zones: []string{"eu-west-1a", "eu-west-1b"}, LoadDriven: true, Capacity: 100, Apps: []string{"dms-web"}},
+			{Name: "worker", Min: 1, Max: 8, InstanceType: "c6i.xlarge", Zones: []string{"eu-west-1a"}, Apps: []string{"dms-worker"}},
+		},
+		base: map[string]int{"db": 2, "web": 4, "worker": 2},
+	}
+	// A day of web load: office hours on a base, sampled every 5 minutes.
+	for t := now.Add(-24 * time.Hour).Truncate(5 * time.Minute); !t.After(now); t = t.Add(5 * time.Minute) {
+		w.samples["web"] = append(w.samples["web"], scheduler.Sample{At: t, Value: webLoad(t)})
+	}
+	// Decisions every 15 minutes for the day.
+	prev := map[string]int{}
+	for t := now.Add(-24 * time.Hour).Truncate(15 * time.Minute); !t.After(now); t = t.Add(15 * time.Minute) {
+		for _, r := range w.roles {
+			rec := w.decide(r, t, nil)
+			if p, ok := prev[r.Name]; ok {
+				rec.Previous = p
+			}
+			prev[r.Name] = rec.Desired
+			w.history = append(w.history, rec)
+		}
+	}
+	zones := []string{"eu-west-1a", "eu-west-1b"}
+	n := 0
+	for _, r := range w.roles {
+		for i := 1; i <= w.base[r.Name]; i++ {
+			n++
+			h := Host{Label: fleet.Label(r.Name, i), Role: r.Name, InstanceID: fmt.Sprintf("i-0%07x", 0xa11ce+n*7919),
+				Address: fmt.Sprintf("10.0.%d.%d", i%2, 10+n), Zone: zones[i%2], State: fleet.StateRunning,
+				Revision: "v1.4.2", Processes: 4, Ready: true, LaunchedAt: now.Add(-time.Duration(n*47) * time.Minute)}
+			if r.Name == "worker" && i == 2 {
+				h.State, h.Ready, h.Processes, h.Revision = fleet.StatePending, false, 0, ""
+			}
+			w.hosts = append(w.hosts, h)
+		}
+	}
+	return w
+}
+
+// webLoad is a working-day curve: about 120 at night, 520 at midday.
+func webLoad(t time.Time) float64 {
+	h := float64(t.UTC().Hour()) + float64(t.UTC().Minute())/60
+	office := math.Max(0, math.Sin((h-7)/11*math.Pi))
+	return 120 + 400*office + 25*math.Sin(float64(t.Unix()/300))
+}
+
+// decide mirrors the scheduler's combination of a base count and an override.
+func (w *world) decide(r RoleInfo, at time.Time, ov *scheduler.Override) scheduler.Record {
+	base := w.base[r.Name]
+	rec := scheduler.Record{Role: r.Name, At: at, Previous: base, Desired: base, Winner: "policy:business-hours"}
+	inputs := []scheduler.Input{{Source: "policy:business-hours", Count: base, Detail: "weekdays 07:00-19:00 Europe/Paris: " + fmt.Sprint(base) + " hosts"}}
+	if r.LoadDriven {
+		load := webLoad(at)
+		need := int(math.Ceil(load * 1.2 / r.Capacity))
+		inputs = append(inputs, scheduler.Input{Source: "load", Count: need, Detail: fmt.Sprintf("load %.4g + 20%% headroom at %.4g per host", load, r.Capacity)})
+		rec.Load = &load
+		up := webLoad(at.Add(20*time.Minute)) * 1.15
+		rec.Forecast = &up
+		if need > base {
+			rec.Desired, rec.Winner = need, "load"
+		}
+	}
+	inputs = append(inputs, scheduler.Input{Source: "min", Count: r.Min, Detail: "role minimum"})
+	if ov != nil && ov.Active(at) && (ov.Kind == scheduler.Pin || ov.Count > rec.Desired) {
+		inputs = append([]scheduler.Input{{Source: "override", Count: ov.Count, Detail: fmt.Sprintf("%s %d: %q", ov.Kind, ov.Count, ov.Reason)}}, inputs...)
+		rec.Desired, rec.Winner = ov.Count, "override"
+		if ov.Kind == scheduler.Pin {
+			rec.Steps = append(rec.Steps, scheduler.Step{Kind: "pin", From: ov.Count, To: ov.Count, Detail: "pinned by an operator"})
+		}
+	}
+	for i := range inputs {
+		inputs[i].Won = inputs[i].Source == rec.Winner
+	}
+	rec.Inputs = inputs
+	return rec
+}
+
+// Last implements Decisions: the decision now, given the active override.
+func (w *world) Last() ([]scheduler.Record, time.Time, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.clk.Now()
+	var out []scheduler.Record
+	for _, r := range w.roles {
+		var ov *scheduler.Override
+		if o, ok := w.overrides[r.Name]; ok {
+			ov = &o
+		}
+		out = append(out, w.decide(r, now, ov))
+	}
+	return out, now, w.applyErr
+}
+
+func (w *world) Decisions(role string, since time.Time, limit int) ([]scheduler.Record, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.takeFailure(); err != nil {
+		return nil, err
+	}
+	var out []scheduler.Record
+	for i := len(w.history) - 1; i >= 0; i-- {
+		rec := w.history[i]
+		if (role == "" || rec.Role == role) && !rec.At.Before(since) {
+			out = append(out, rec)
+			if limit > 0 && len(out) == limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+func (w *world) Samples(role string, since time.Time) ([]scheduler.Sample, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []scheduler.Sample
+	for _, s := range w.samples[role] {
+		if !s.At.Before(since) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func (w *world) takeFailure() error {
+	err := w.failNext
+	w.failNext = nil
+	return err
+}
+
+func (w *world) PutOverride(o scheduler.Override) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.takeFailure(); err != nil {
+		return err
+	}
+	w.overrides[o.Role] = o
+	return nil
+}
+
+func (w *world) Overrides(now time.Time) ([]scheduler.Override, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []scheduler.Override
+	for _, o := range w.overrides {
+		if o.Active(now) {
+			out = append(out, o)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Role < out[j].Role })
+	return out, nil
+}
+
+func (w *world) DeleteOverride(role string) (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.overrides[role]
+	delete(w.overrides, role)
+	return ok, nil
+}
+
+func (w *world) Hosts(ctx context.Context) ([]Host, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Host(nil), w.hosts...), nil
+}
+
+func (w *world) Forecast(role string, now time.Time) (Forecast, error) {
+	if role != "web" {
+		return Forecast{}, errors.New("insufficient history for a forecast")
+	}
+	f := Forecast{Model: "mstl-ets", Quantile: 0.95}
+	for t := now.Truncate(15 * time.Minute).Add(15 * time.Minute); t.Before(now.Add(3 * time.Hour)); t = t.Add(15 * time.Minute) {
+		p := webLoad(t)
+		spread := 0.08 + 0.05*t.Sub(now).Hours()
+		f.Points = append(f.Points, ForecastPoint{At: t, Point: p, Lower: p * (1 - spread), Upper: p * (1 + spread)})
+	}
+	return f, nil
+}
+
+func (w *world) Week(now time.Time) (WeekView, error) {
+	loc, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		loc = time.UTC
+	}
+	wk := WeekView{Zone: loc.String(), Roles: []string{"db", "web", "worker"}}
+	start := now.In(loc).Truncate(time.Hour)
+	for h := 0; h < 7*24; h++ {
+		at := start.Add(time.Duration(h) * time.Hour).In(loc)
+		office := at.Weekday() != time.Saturday && at.Weekday() != time.Sunday && at.Hour() >= 7 && at.Hour() < 19
+		web, worker := 2, 1
+		if office {
+			web, worker = 4, 3
+		}
+		if at.Weekday() == time.Sunday && at.Hour() >= 1 && at.Hour() < 5 {
+			worker = 8 // the weekly batch
+		}
+		wk.Hours = append(wk.Hours, WeekHour{At: at, Counts: map[string]int{"db": 2, "web": web, "worker": worker}})
+	}
+	return wk, nil
+}
+
+func (w *world) Roles() []RoleInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]RoleInfo(nil), w.roles...)
+}
+
+func (w *world) Apply(ctx context.Context) error {
+	w.applies.Add(1)
+	return nil
+}
+
+func (w *world) Deploy(ctx context.Context, app, revision string) error {
+	select {
+	case w.deploys <- [2]string{app, revision}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if revision == "bad" {
+		return errors.New("deploying dms-web bad: revision not found")
+	}
+	return nil
+}
+
+func (w *world) Push(role string, s scheduler.Sample) error {
+	if s.Value < 0 {
+		return errors.New("negative load")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.samples[role] = append(w.samples[role], s)
+	return nil
+}
+
+// options wires a world into server options.
+func (w *world) options(token string) Options {
+	return Options{Name: "office-dms", Token: token, Decisions: w, History: w, Overrides: w, Fleet: w, Forecasts: w,
+		Schedule: w, Actions: w, Samples: w, Clock: w.clk, OnOverride: func() { w.kicks.Add(1) },
+		ConfigError: func() error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.configErr
+		}}
+}
+
+var (
+	_ Decisions = (*world)(nil)
+	_ History   = (*world)(nil)
+	_ Overrides = (*world)(nil)
+	_ Fleet     = (*world)(nil)
+	_ Forecasts = (*world)(nil)
+	_ Schedule  = (*world)(nil)
+	_ Actions   = (*world)(nil)
+	_ Samples   = (*world)(nil)
+)
