@@ -101,7 +101,7 @@ func (c *chart) legend(y int) {
 		{colLoad, "load (min–max per pixel)", "band"},
 		{colForecast, "forecast used by the decision", "line"},
 		{colDesired, "desired × capacity", "line"},
-		{colReady, "ready × capacity (lowest per pixel)", "line"},
+		{colReady, "ready × capacity (band: min–max; line: lowest)", "line"},
 		{colUnder, "under-provisioned steps", "tick"},
 		{colGap, "no data (trace gap)", "band"},
 	}
@@ -116,7 +116,7 @@ func (c *chart) legend(y int) {
 			c.f(`<rect x="%d" y="%d" width="3" height="10" fill="%s"/>`, x+7, y-9, it.colour)
 		}
 		c.f(`<text x="%d" y="%d">%s</text>`+"\n", x+24, y, esc(it.label))
-		x += 30 + 7*len([]rune(it.label))
+		x += 34 + 6*len([]rune(it.label))
 	}
 }
 
@@ -132,17 +132,24 @@ func (c *chart) panel(y, h int, rows []Row, from, to time.Time, title string, ma
 		return min(plotWidth-1, max(0, int(float64(t.Sub(from))/float64(span)*plotWidth)))
 	}
 	top := 0.0
+	step := c.res.Step
 	for _, r := range rows {
-		b := &bins[col(r.At)]
-		b.n++
-		b.loadMin, b.loadMax = math.Min(b.loadMin, r.Load), math.Max(b.loadMax, r.Load)
-		if r.HasForecast() && (math.IsNaN(b.fcMax) || r.Forecast > b.fcMax) {
-			b.fcMax = r.Forecast
-		}
-		b.desMax = max(b.desMax, r.Desired)
-		b.readyMin, b.readyMax = min(b.readyMin, r.Ready), max(b.readyMax, r.Ready)
-		if served := float64(r.Ready) * capacity; served < r.Load {
-			b.under = true
+		// A row covers its whole step: one column or less on long
+		// traces, many columns when zoomed on hourly data.
+		c0 := col(r.At)
+		c1 := max(c0+1, min(plotWidth, int(math.Ceil(float64(r.At.Add(step).Sub(from))/float64(span)*plotWidth))))
+		for ci := c0; ci < c1; ci++ {
+			b := &bins[ci]
+			b.n++
+			b.loadMin, b.loadMax = math.Min(b.loadMin, r.Load), math.Max(b.loadMax, r.Load)
+			if r.HasForecast() && (math.IsNaN(b.fcMax) || r.Forecast > b.fcMax) {
+				b.fcMax = r.Forecast
+			}
+			b.desMax = max(b.desMax, r.Desired)
+			b.readyMin, b.readyMax = min(b.readyMin, r.Ready), max(b.readyMax, r.Ready)
+			if served := float64(r.Ready) * capacity; served < r.Load {
+				b.under = true
+			}
 		}
 		top = max(top, r.Load, float64(r.Desired)*capacity, float64(r.Ready)*capacity)
 		if r.HasForecast() {
@@ -163,11 +170,12 @@ func (c *chart) panel(y, h int, rows []Row, from, to time.Time, title string, ma
 	}
 	c.f(`<text transform="translate(18,%d) rotate(-90)" text-anchor="middle" fill="#444">load per step</text>`+"\n", y+h/2)
 	// Time axis.
-	for _, t := range timeTicks(from, to) {
+	ticks, layout := timeTicks(from, to)
+	for _, t := range ticks {
 		xx := marginLeft + float64(t.Sub(from))/float64(span)*plotWidth
 		c.f(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#eee"/>`, xx, y, xx, y+h)
 		c.f(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#888"/>`, xx, y+h, xx, y+h+5)
-		c.f(`<text x="%.1f" y="%d" text-anchor="middle" fill="#444">%s</text>`+"\n", xx, y+h+18, esc(t.Format(tickLayout(to.Sub(from)))))
+		c.f(`<text x="%.1f" y="%d" text-anchor="middle" fill="#444">%s</text>`+"\n", xx, y+h+18, esc(t.Format(layout)))
 	}
 	// Gaps.
 	if markGaps {
@@ -177,19 +185,12 @@ func (c *chart) panel(y, h int, rows []Row, from, to time.Time, title string, ma
 				px(a), y, max(1, b-a), h, colGap, esc(fmt.Sprintf("no data from %s (%d steps)", g.From.Format(time.RFC3339), g.Missing)))
 		}
 	}
-	// Load envelope, one polygon per run of columns with data.
-	for _, run := range runs(bins) {
-		var sb strings.Builder
-		for i := run[0]; i < run[1]; i++ {
-			fmt.Fprintf(&sb, "%.1f,%.1f ", px(i), py(bins[i].loadMax))
-			fmt.Fprintf(&sb, "%.1f,%.1f ", px(i)+1, py(bins[i].loadMax))
-		}
-		for i := run[1] - 1; i >= run[0]; i-- {
-			fmt.Fprintf(&sb, "%.1f,%.1f ", px(i)+1, py(bins[i].loadMin))
-			fmt.Fprintf(&sb, "%.1f,%.1f ", px(i), py(bins[i].loadMin))
-		}
-		c.f(`<polygon points="%s" fill="%s" fill-opacity="0.55" stroke="%s" stroke-width="0.5"/>`+"\n", sb.String(), colLoad, colLoad)
-	}
+	// Envelopes: load, then ready capacity, one polygon per run of columns
+	// with data.
+	c.band(bins, px, py, colLoad, 0.55, func(b bin) (float64, float64) { return b.loadMin, b.loadMax })
+	c.band(bins, px, py, colReady, 0.2, func(b bin) (float64, float64) {
+		return float64(b.readyMin) * capacity, float64(b.readyMax) * capacity
+	})
 	c.line(bins, px, py, colReady, 1.6, func(b bin) (float64, bool) { return float64(b.readyMin) * capacity, true })
 	c.line(bins, px, py, colDesired, 1.2, func(b bin) (float64, bool) { return float64(b.desMax) * capacity, true })
 	c.line(bins, px, py, colForecast, 1.2, func(b bin) (float64, bool) { return b.fcMax, !math.IsNaN(b.fcMax) })
@@ -200,6 +201,23 @@ func (c *chart) panel(y, h int, rows []Row, from, to time.Time, title string, ma
 		}
 	}
 	c.f("</g>\n")
+}
+
+// band fills the area between the low and high values of each column.
+func (c *chart) band(bins []bin, px func(int) float64, py func(float64) float64, colour string, opacity float64, lohi func(bin) (float64, float64)) {
+	for _, run := range runs(bins) {
+		var sb strings.Builder
+		for i := run[0]; i < run[1]; i++ {
+			_, hi := lohi(bins[i])
+			fmt.Fprintf(&sb, "%.1f,%.1f %.1f,%.1f ", px(i), py(hi), px(i)+1, py(hi))
+		}
+		for i := run[1] - 1; i >= run[0]; i-- {
+			lo, _ := lohi(bins[i])
+			fmt.Fprintf(&sb, "%.1f,%.1f %.1f,%.1f ", px(i)+1, py(lo), px(i), py(lo))
+		}
+		c.f(`<polygon points="%s" fill="%s" fill-opacity="%.2f" stroke="%s" stroke-width="0.5" stroke-opacity="%.2f"/>`+"\n",
+			sb.String(), colour, opacity, colour, opacity)
+	}
 }
 
 // line draws a step line through the columns where value reports a value.
@@ -308,8 +326,9 @@ func niceScale(top float64) (float64, float64) {
 }
 
 // timeTicks returns about 4 to 14 tick instants in [from, to], on round
-// UTC hours, days, Mondays or first days of months.
-func timeTicks(from, to time.Time) []time.Time {
+// UTC hours, days, Mondays or first days of months, and the layout of their
+// labels.
+func timeTicks(from, to time.Time) ([]time.Time, string) {
 	const day = 24 * time.Hour
 	span := to.Sub(from)
 	var ticks []time.Time
@@ -328,7 +347,13 @@ func timeTicks(from, to time.Time) []time.Time {
 				ticks = append(ticks, t)
 			}
 		}
-		return ticks
+		switch {
+		case span <= 2*day:
+			return ticks, "15:04"
+		case d < day:
+			return ticks, "Mon Jan 2 15:04"
+		}
+		return ticks, "Mon Jan 2"
 	}
 	for _, months := range []int{1, 2, 3, 6, 12, 24, 60, 120} {
 		if span/(time.Duration(months)*30*day) > 14 {
@@ -344,25 +369,12 @@ func timeTicks(from, to time.Time) []time.Time {
 				ticks = append(ticks, t)
 			}
 		}
-		return ticks
+		if months >= 12 {
+			return ticks, "2006"
+		}
+		return ticks, "Jan 2006"
 	}
-	return []time.Time{from, to}
-}
-
-// tickLayout is the label layout for ticks over a span.
-func tickLayout(span time.Duration) string {
-	const day = 24 * time.Hour
-	switch {
-	case span <= 2*day:
-		return "15:04"
-	case span <= 7*day:
-		return "Mon Jan 2 15:04"
-	case span <= 180*day:
-		return "Mon Jan 2"
-	case span <= 3*365*day:
-		return "Jan 2006"
-	}
-	return "2006"
+	return []time.Time{from, to}, "2006-01-02"
 }
 
 func formatCount(v float64) string {

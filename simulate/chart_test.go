@@ -76,7 +76,7 @@ func TestTimeTicks(t *testing.T) {
 		{5 * 365 * 24 * time.Hour, 4, 14},
 	}
 	for _, tc := range tests {
-		ticks := timeTicks(from, from.Add(tc.span))
+		ticks, _ := timeTicks(from, from.Add(tc.span))
 		if len(ticks) < tc.min || len(ticks) > tc.max {
 			t.Errorf("span %s: %d ticks %v", tc.span, len(ticks), ticks)
 		}
