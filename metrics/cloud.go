@@ -28,7 +28,6 @@ type cloud struct {
 
 var _ deployer.Cloud = (*cloud)(nil)
 
-
 // timed runs fn and records its latency and error under op.
 func (m *Metrics) timed(op string, fn func() error) error {
 	start := m.clock.Now()
