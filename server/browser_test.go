@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,6 +21,9 @@ func TestBrowserOverrideChangesDecision(t *testing.T) {
 	defer cancel()
 	const token = "browser-test-token"
 	w := newWorld(clock.Real{})
+	// The week crosses the spring clock change in Paris: 02:00 on 30 March
+	// does not exist, and the page must show both.
+	w.weekStart = time.Date(2025, 3, 27, 9, 0, 0, 0, time.UTC)
 	srv, err := New(w.options(token))
 	if err != nil {
 		t.Fatal(err)
@@ -30,9 +32,15 @@ func TestBrowserOverrideChangesDecision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() { _ = hs.Close() })
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(serveCtx, ln) }()
+	t.Cleanup(func() {
+		stopServing()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
 	base := "http://" + ln.Addr().String()
 
 	c := startChromium(t, ctx)
@@ -63,6 +71,7 @@ func TestBrowserOverrideChangesDecision(t *testing.T) {
 	must(c.poll(ctx, `location.hash === '' && sessionStorage.getItem('tide.token') !== null`))
 	must(c.poll(ctx, `document.querySelectorAll('#roles [data-role]').length === 3 && document.querySelector('#override-form [name=role]').options.length === 3`))
 	must(c.poll(ctx, `document.querySelector('[data-role="web"] .chart svg polyline') !== null && document.querySelectorAll('#week table.heat').length === 3`))
+	must(c.poll(ctx, `document.querySelectorAll('#week td.skipped').length === 3 && document.querySelectorAll('#week td.dst').length === 3 && document.querySelector('#week .dst-note').textContent.includes('CET -> CEST')`))
 	var labels []string
 	must(c.eval(ctx, `[...document.querySelectorAll('#fleet tr[data-label]')].map(r => r.dataset.label)`, &labels))
 	if fmt.Sprint(labels) != "[db-1 db-2 web-1 web-2 web-3 web-4 worker-1 worker-2]" {
@@ -75,7 +84,7 @@ func TestBrowserOverrideChangesDecision(t *testing.T) {
 	}
 	shot("dashboard.png")
 	if shots != "" {
-		for name, sel := range map[string]string{"web-role.png": `[data-role="web"]`, "fleet.png": ".columns", "week.png": "#week", "decisions.png": "#decisions"} {
+		for name, sel := range map[string]string{"web-role.png": `[data-role="web"]`, "worker-role.png": `[data-role="worker"]`, "fleet.png": ".columns", "week.png": "#week", "decisions.png": "#decisions"} {
 			if err := c.screenshotOf(ctx, filepath.Join(shots, name), sel); err != nil {
 				t.Errorf("screenshot %s: %v", name, err)
 			}

@@ -31,6 +31,7 @@ type world struct {
 	history   []scheduler.Record // oldest first
 	applyErr  error
 	configErr error
+	weekStart time.Time // when set, the week starts here instead of now
 
 	kicks    atomic.Int32
 	applies  atomic.Int32
@@ -229,9 +230,20 @@ func (w *world) Week(now time.Time) (WeekView, error) {
 		loc = time.UTC
 	}
 	wk := WeekView{Zone: loc.String(), Roles: []string{"db", "web", "worker"}}
+	w.mu.Lock()
+	if !w.weekStart.IsZero() {
+		now = w.weekStart
+	}
+	w.mu.Unlock()
 	start := now.In(loc).Truncate(time.Hour)
+	prevName, prevOff := start.Zone()
 	for h := 0; h < 7*24; h++ {
 		at := start.Add(time.Duration(h) * time.Hour).In(loc)
+		dst := ""
+		if name, off := at.Zone(); off != prevOff {
+			dst = fmt.Sprintf("%s -> %s (UTC%+d -> UTC%+d)", prevName, name, prevOff/3600, off/3600)
+			prevName, prevOff = name, off
+		}
 		office := at.Weekday() != time.Saturday && at.Weekday() != time.Sunday && at.Hour() >= 7 && at.Hour() < 19
 		web, worker := 2, 1
 		if office {
@@ -240,7 +252,7 @@ func (w *world) Week(now time.Time) (WeekView, error) {
 		if at.Weekday() == time.Sunday && at.Hour() >= 1 && at.Hour() < 5 {
 			worker = 8 // the weekly batch
 		}
-		wk.Hours = append(wk.Hours, WeekHour{At: at, Counts: map[string]int{"db": 2, "web": web, "worker": worker}})
+		wk.Hours = append(wk.Hours, WeekHour{At: at, Counts: map[string]int{"db": 2, "web": web, "worker": worker}, DST: dst})
 	}
 	return wk, nil
 }

@@ -296,7 +296,7 @@
       yMaxLoad = niceMax(Math.max(1, ...loadVals, ...hostSeries.map((v) => v * cap)) * 1.08);
       yMaxHosts = yMaxLoad / cap;
     } else {
-      yMaxHosts = niceMax(Math.max(1, ...hostSeries) * 1.15);
+      yMaxHosts = Math.max(4, Math.ceil((Math.max(1, ...hostSeries) * 1.2) / 4) * 4); // whole hosts on every tick
       yMaxLoad = loadVals.length ? niceMax(Math.max(1, ...loadVals) * 1.08) : yMaxHosts;
     }
     const yl = (v) => m.t + ih - (v / yMaxLoad) * ih;
@@ -528,7 +528,11 @@
           h("th", { class: "day" }, dayLabel(day)),
           [...Array(24).keys()].map((i) => {
             const hr = byDay[day][i];
-            if (!hr) return h("td", { class: "none", title: "this hour does not exist (clock change)" });
+            if (!hr) {
+              const key = `${day}T${pad(i)}`;
+              const inside = key > hours[0].at.slice(0, 13) && key < hours[hours.length - 1].at.slice(0, 13);
+              return inside ? h("td", { class: "skipped", title: `${dayLabel(day)} ${pad(i)}:00 does not exist: the clocks go forward` }, "–") : h("td", { class: "none" });
+            }
             const v = hr.counts[role] || 0;
             const cls = [hr.dst_change ? "dst" : "", di === 0 && hr === hours[0] ? "now" : ""].join(" ").trim();
             return h("td", { class: cls || null, style: heat(v, lo, hi), title: `${dayLabel(day)} ${pad(i)}:00 — ${role}: ${v}${hr.dst_change ? "\nclock change: " + hr.dst_change : ""}` }, v);
