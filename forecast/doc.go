@@ -1,7 +1,7 @@
 // Package forecast holds the file formats and the evaluation harness around
-// package predictor: reading and writing M4-layout CSV files, reading
-// request traces (timestamp,requests), accuracy measures (MASE, sMAPE,
-// coverage of an upper quantile) and rolling-origin evaluation.
+// package predictor: reading and writing M4-layout CSV files, accuracy
+// measures (MASE, sMAPE, coverage and width of an upper quantile) and
+// rolling-origin evaluation on request traces (read with package trace).
 //
 // forecast may do file I/O through io.Reader and io.Writer; the models
 // themselves live in predictor, which must stay pure. forecast must not

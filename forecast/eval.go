@@ -2,12 +2,14 @@ package forecast
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
 	"time"
 
 	"github.com/tideops/tide/predictor"
+	"github.com/tideops/tide/trace"
 )
 
 // Score accumulates the accuracy of one model over many forecasts.
@@ -158,10 +160,9 @@ func maseScale(y []float64, m int) float64 {
 
 // TraceOptions configures a rolling-origin evaluation on a trace.
 type TraceOptions struct {
-	Step     time.Duration // sample interval; 0 infers it
 	Horizon  time.Duration // forecast horizon
 	Weeks    int           // origins over the last Weeks weeks, default 4
-	Every    time.Duration // time between origins, default 7h (all hours of the day in turn)
+	Every    time.Duration // time between origins, default 1h
 	Quantile float64       // default 0.95
 	// RefitEvery is passed to predictor.Options (0: its default).
 	RefitEvery time.Duration
@@ -174,61 +175,82 @@ type TraceReport struct {
 	Origins  int
 	Quantile float64
 	// Models scores per-step forecasts: tide's online forecaster and
-	// seasonal naive with a daily and with a weekly period.
+	// seasonal naive with a daily and with a weekly period. Tide's Hits and
+	// Seen count per-step coverage of its per-step upper bounds
+	// (predictor.Online.Steps).
 	Models []*Score
-	// WindowHits and WindowSeen count the origins where the highest actual
-	// over (origin, origin+horizon] was at or below the Estimate's Upper: the
-	// number that matters for scaling ahead.
-	WindowHits, WindowSeen int
+	// Window counts the origins where the highest actual over
+	// (origin, origin+horizon] was at or below the Estimate's Upper
+	// (predictor.Online.Forecast): the number that matters for scaling
+	// ahead.
+	Window Band
+	// PerStep is the band of the per-step upper bounds.
+	PerStep Band
 	// InsufficientHistory counts origins where tide declined to forecast.
 	InsufficientHistory int
 }
 
+// Band accumulates the coverage and the width of upper bounds.
+type Band struct {
+	Hits, Seen int
+	sumUpper   float64
+	sumPoint   float64
+}
+
+func (b *Band) add(actual, point, upper float64) {
+	b.Seen++
+	if actual <= upper {
+		b.Hits++
+	}
+	b.sumUpper += upper
+	b.sumPoint += point
+}
+
+// Coverage is the share of actuals at or below their upper bound.
+func (b Band) Coverage() float64 { return float64(b.Hits) / float64(b.Seen) }
+
+// Width is the band's mean width relative to the point forecast:
+// sum(upper - point) / sum(point).
+func (b Band) Width() float64 { return (b.sumUpper - b.sumPoint) / b.sumPoint }
+
 // EvalTrace runs a rolling-origin evaluation: it feeds the trace to a
 // predictor.Online sample by sample and, at each origin, forecasts every
 // step of the horizon, compared with seasonal naive on the daily and weekly
-// periods. Run time is bounded: only the last Weeks weeks are origins, and
-// the forecaster sees only the history it keeps before the first origin.
-func EvalTrace(ctx context.Context, samples []Sample, opts TraceOptions) (TraceReport, error) {
+// periods, and the maximum over the horizon. Run time is bounded: only the
+// last Weeks weeks are origins, and the forecaster sees at most 8 weeks of
+// history before the first origin.
+func EvalTrace(ctx context.Context, tr *trace.Trace, opts TraceOptions) (TraceReport, error) {
 	var rep TraceReport
-	if len(samples) < 2 {
-		return rep, fmt.Errorf("evaluating trace: %d samples", len(samples))
+	if tr == nil || len(tr.Points) < 2 {
+		return rep, errors.New("evaluating trace: fewer than two samples")
 	}
-	if opts.Step <= 0 {
-		st, err := InferStep(samples)
-		if err != nil {
-			return rep, fmt.Errorf("evaluating trace: %w", err)
-		}
-		opts.Step = st
-	}
-	if opts.Horizon < opts.Step {
-		return rep, fmt.Errorf("evaluating trace: horizon %v shorter than step %v", opts.Horizon, opts.Step)
+	step := tr.Step
+	if opts.Horizon < step {
+		return rep, fmt.Errorf("evaluating trace: horizon %v shorter than step %v", opts.Horizon, step)
 	}
 	if opts.Weeks <= 0 {
 		opts.Weeks = 4
 	}
 	if opts.Every <= 0 {
-		opts.Every = 7 * time.Hour
+		opts.Every = time.Hour
 	}
 	if opts.Quantile <= 0 || opts.Quantile >= 1 {
 		opts.Quantile = 0.95
 	}
-	step := opts.Step
 	day, week := int(24*time.Hour/step), int(7*24*time.Hour/step)
 	hSteps := int(opts.Horizon / step)
 	// A regular grid with NaN in the gaps.
-	start, end := samples[0].At.Truncate(step), samples[len(samples)-1].At
-	n := int(end.Sub(start)/step) + 1
+	start := tr.Start()
+	n := int(tr.Points[len(tr.Points)-1].At.Sub(start)/step) + 1
 	grid := make([]float64, n)
 	for i := range grid {
 		grid[i] = math.NaN()
 	}
-	for _, s := range samples {
-		grid[int((s.At.Sub(start)+step/2)/step)] = s.Value
+	for _, p := range tr.Points {
+		grid[int(p.At.Sub(start)/step)] = p.Value
 	}
 	first := max(n-hSteps-opts.Weeks*week, day)
-	fo := predictor.Options{Step: step, Quantile: opts.Quantile, RefitEvery: opts.RefitEvery}
-	o := predictor.New(fo)
+	o := predictor.New(predictor.Options{Step: step, Quantile: opts.Quantile, RefitEvery: opts.RefitEvery})
 	feedFrom := max(0, first-int(8*7*24*time.Hour/step))
 	rep = TraceReport{Step: step, Horizon: opts.Horizon, Quantile: opts.Quantile, Models: []*Score{
 		{Name: "tide"}, {Name: "seasonal-naive-daily"}, {Name: "seasonal-naive-weekly"},
@@ -257,31 +279,25 @@ func EvalTrace(ctx context.Context, samples []Sample, opts TraceOptions) (TraceR
 			continue
 		}
 		rep.Origins++
-		point, upper := make([]float64, hSteps), make([]float64, hSteps)
-		for j := range point {
-			e, err := o.Forecast(now.Add(time.Duration(j)*step), step)
-			if err != nil {
-				return rep, fmt.Errorf("evaluating trace: %w", err)
-			}
-			point[j], upper[j] = e.Point, e.Upper
+		point, upper, err := o.Steps(now, opts.Horizon)
+		if err != nil {
+			return rep, fmt.Errorf("evaluating trace: %w", err)
 		}
 		rep.Models[0].Add(actual, point, scale)
 		rep.Models[0].AddUpper(actual, upper)
 		rep.Models[1].Add(actual, naiveAt(grid, origin, day, hSteps), scale)
 		rep.Models[2].Add(actual, naiveAt(grid, origin, week, hSteps), scale)
 		hi := math.Inf(-1)
-		for _, v := range actual {
+		for j, v := range actual {
 			if !math.IsNaN(v) {
 				hi = math.Max(hi, v)
+				rep.PerStep.add(v, point[j], upper[j])
 			}
 		}
-		rep.WindowSeen++
-		if hi <= est.Upper {
-			rep.WindowHits++
-		}
+		rep.Window.add(hi, est.Point, est.Upper)
 	}
 	if rep.Origins == 0 {
-		return rep, fmt.Errorf("evaluating trace: no origin with history and actuals (%d samples, step %v)", len(samples), step)
+		return rep, fmt.Errorf("evaluating trace: no origin with history and actuals (%d samples, step %v)", len(tr.Points), step)
 	}
 	return rep, nil
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tideops/tide/trace"
 )
 
 func TestReadM4(t *testing.T) {
@@ -150,47 +153,23 @@ func TestEvalM4Hourly(t *testing.T) {
 }
 
 // syntheticTrace is 15-minute samples over three weeks and a half with
-// daily and weekly cycles and a two-day hole.
-func syntheticTrace() []Sample {
+// daily and weekly cycles, noise and a two-day hole.
+func syntheticTrace() *trace.Trace {
 	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	var out []Sample
+	rng := rand.New(rand.NewPCG(5, 6))
+	tr := &trace.Trace{Name: "synthetic", Step: 15 * time.Minute}
 	for at := t0; at.Before(t0.Add(24 * 24 * time.Hour)); at = at.Add(15 * time.Minute) {
 		if at.After(t0.Add(9*24*time.Hour)) && at.Before(t0.Add(11*24*time.Hour)) {
 			continue
 		}
 		h := float64(at.Sub(t0)) / float64(time.Hour)
-		v := 100 + 40*math.Sin(2*math.Pi*h/24) + 5*math.Sin(h*7.3)
+		v := 100 + 40*math.Sin(2*math.Pi*h/24) + 5*math.Sin(h*7.3) + 4*rng.NormFloat64()
 		if wd := at.Weekday(); wd == time.Saturday || wd == time.Sunday {
 			v -= 30
 		}
-		out = append(out, Sample{At: at, Value: v})
+		tr.Points = append(tr.Points, trace.Point{At: at, Value: v})
 	}
-	return out
-}
-
-func TestReadTrace(t *testing.T) {
-	in := "timestamp,requests\n2024-01-01T00:00:00Z,5\n2024-01-01T00:01:00Z,7\n2024-01-01T00:03:00Z,9\n"
-	s, err := ReadTrace(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(s) != 3 || s[2].Value != 9 || !s[2].At.Equal(time.Date(2024, 1, 1, 0, 3, 0, 0, time.UTC)) {
-		t.Fatalf("got %+v", s)
-	}
-	if st, err := InferStep(s); err != nil || st != time.Minute {
-		t.Errorf("step %v, %v; want 1m", st, err)
-	}
-	for _, tc := range []struct{ name, in string }{
-		{"bad header", "time,x\n"},
-		{"out of order", "timestamp,requests\n2024-01-01T00:01:00Z,5\n2024-01-01T00:00:00Z,7\n"},
-		{"bad time", "timestamp,requests\nyesterday,5\n"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if _, err := ReadTrace(strings.NewReader(tc.in)); err == nil {
-				t.Error("no error")
-			}
-		})
-	}
+	return tr
 }
 
 func TestEvalTrace(t *testing.T) {
@@ -206,7 +185,10 @@ func TestEvalTrace(t *testing.T) {
 	if tide.MASE() >= daily.MASE() {
 		t.Errorf("tide MASE %.3f not below daily seasonal naive's %.3f", tide.MASE(), daily.MASE())
 	}
-	if tide.Seen == 0 || rep.WindowSeen == 0 {
-		t.Error("no coverage recorded")
+	if tide.Seen == 0 || rep.Window.Seen == 0 || rep.PerStep.Seen != tide.Seen {
+		t.Errorf("coverage recorded: per step %d (%d in the model score), window %d", rep.PerStep.Seen, tide.Seen, rep.Window.Seen)
+	}
+	if w := rep.Window.Width(); !(w > 0 && w < 1) {
+		t.Errorf("window band width %.3f of the point, want in (0, 1)", w)
 	}
 }

@@ -106,6 +106,10 @@ type Online struct {
 	qsAt  int       // total errors when qs was computed
 	errT  int
 	err   error
+
+	// Window-maximum calibration (see windowTrack).
+	wins  []windowTrack
+	scale float64 // smoothed absolute one-step error, value space
 }
 
 type state struct {
@@ -142,6 +146,9 @@ func New(opts Options) *Online {
 	f.has = make([]bool, f.w)
 	for i := range f.errs {
 		f.errs[i] = make([]float64, 0, errCap)
+	}
+	for _, h := range windowLeads {
+		f.wins = append(f.wins, windowTrack{h: int64(h), stride: int64(max(1, h/8)), scores: make([]float64, 0, errCap)})
 	}
 	return f
 }
@@ -421,6 +428,15 @@ func (o *Online) update(i int64, v float64) {
 		o.errN[li]++
 		o.errT++
 	}
+	// The smoothed absolute one-step error scales the window scores.
+	if i-o.last <= o.k {
+		a := 1 / (scaleTau * float64(o.k))
+		e1 := math.Abs(v - o.predictFrom(state{idx: o.last, level: o.level, trend: o.trend}, i))
+		if o.scale == 0 {
+			o.scale = e1
+		}
+		o.scale += a * (e1 - o.scale)
+	}
 	d := i - o.last
 	o.level += o.trendSum(o.trend, d)
 	o.trend *= math.Pow(f.m.ets.phi, float64(d)/float64(o.k))
@@ -440,6 +456,7 @@ func (o *Online) update(i int64, v float64) {
 		o.run, o.runE = 0, 0
 	}
 	o.hist[i&511] = state{idx: i, level: o.level, trend: o.trend}
+	o.trackWindows(i)
 }
 
 // margin is the amount to add to a point forecast d steps ahead to reach
@@ -475,35 +492,74 @@ func (o *Online) margin(d int64) float64 {
 	return at(len(leads) - 1)
 }
 
-// Forecast returns the highest point and the highest upper-quantile
-// forecast over the steps in (now, now+horizon]. With less than one season
-// of history it returns ErrInsufficientHistory; the caller then scales
-// reactively and says so.
+// Forecast returns the highest point forecast over the steps in
+// (now, now+horizon] and an upper bound of the highest load over those
+// steps at the configured quantile. The bound is calibrated on the
+// forecaster's own realised errors of the window maximum (see
+// windowTrack); until enough are tracked it adds the per-step margins. With
+// less than one season of history it returns ErrInsufficientHistory; the
+// caller then scales reactively and says so.
 func (o *Online) Forecast(now time.Time, horizon time.Duration) (Estimate, error) {
-	if o.err != nil {
-		return Estimate{}, o.err
+	if err := o.ensureFit(); err != nil {
+		return Estimate{}, err
 	}
 	o.mu.Lock()
-	if o.fit == nil {
-		if o.historySteps() < o.minHistory() {
-			o.mu.Unlock()
-			return Estimate{}, ErrInsufficientHistory
-		}
-		o.mu.Unlock()
-		if err := o.Refit(); err != nil {
-			return Estimate{}, err
-		}
-		o.mu.Lock()
-	}
 	defer o.mu.Unlock()
 	n := o.index(now)
 	steps := max(int64(horizon/o.opts.Step), 1)
 	s := state{idx: o.last, level: o.level, trend: o.trend}
 	est := Estimate{Point: math.Inf(-1), Upper: math.Inf(-1), Quantile: o.opts.Quantile, Horizon: horizon, Model: o.fit.spec.name}
+	est.Point = o.pathMax(s, n, n+steps)
+	// The window is measured from the last sample: a forecast made later
+	// than it covers (last, now+horizon], which holds (now, now+horizon].
+	from := min(n, o.last)
+	if q, ok := o.windowQuantile(n + steps - from); ok {
+		full := o.pathMax(s, from, n+steps)
+		est.Upper = math.Max(est.Point, full+q*o.bandScale(full))
+		return est, nil
+	}
 	for i := n + 1; i <= n+steps; i++ {
 		p := math.Max(o.predictFrom(s, i), 0)
-		est.Point = math.Max(est.Point, p)
 		est.Upper = math.Max(est.Upper, p+o.margin(i-o.last))
 	}
+	est.Upper = math.Max(est.Upper, est.Point)
 	return est, nil
+}
+
+// Steps returns the point forecast and the upper quantile of each step in
+// (now, now+horizon], each calibrated on its own (a marginal bound per
+// step, unlike Forecast's bound of the maximum).
+func (o *Online) Steps(now time.Time, horizon time.Duration) (point, upper []float64, err error) {
+	if err := o.ensureFit(); err != nil {
+		return nil, nil, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := o.index(now)
+	steps := max(int64(horizon/o.opts.Step), 1)
+	s := state{idx: o.last, level: o.level, trend: o.trend}
+	point, upper = make([]float64, steps), make([]float64, steps)
+	for j := range point {
+		i := n + 1 + int64(j)
+		point[j] = math.Max(o.predictFrom(s, i), 0)
+		upper[j] = point[j] + o.margin(i-o.last)
+	}
+	return point, upper, nil
+}
+
+// ensureFit fits the model on first use once there is enough history.
+func (o *Online) ensureFit() error {
+	if o.err != nil {
+		return o.err
+	}
+	o.mu.Lock()
+	fitted, enough := o.fit != nil, o.historySteps() >= o.minHistory()
+	o.mu.Unlock()
+	switch {
+	case fitted:
+		return nil
+	case !enough:
+		return ErrInsufficientHistory
+	}
+	return o.Refit()
 }

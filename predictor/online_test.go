@@ -270,3 +270,58 @@ func TestOnlineConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestOnlineWindowMaxCoverage checks that Forecast's Upper bounds the
+// highest load over the horizon near the nominal rate, on data whose noise
+// grows with the load (quiet nights, noisy days), and that it is tighter at
+// night than by day.
+func TestOnlineWindowMaxCoverage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	step := 5 * time.Minute
+	vals := map[time.Time]float64{}
+	noisy := func(t time.Time) float64 {
+		v, ok := vals[t]
+		if !ok {
+			v = math.Max(0, load(t)*(1+0.15*rng.NormFloat64()))
+			vals[t] = v
+		}
+		return v
+	}
+	o := New(Options{Step: step, Quantile: 0.9, RefitEvery: 24 * time.Hour})
+	start := t0.Add(15 * 24 * time.Hour)
+	feed(o, t0, start, step, noisy)
+	const h = 6 // steps
+	hits, n := 0, 0
+	var dayW, nightW []float64
+	for now := start; now.Before(start.Add(4 * 24 * time.Hour)); now = now.Add(step) {
+		o.Observe(now, noisy(now))
+		est, err := o.Forecast(now, h*step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if est.Upper < est.Point {
+			t.Fatalf("upper %.1f below point %.1f", est.Upper, est.Point)
+		}
+		hi := 0.0
+		for j := 1; j <= h; j++ {
+			hi = math.Max(hi, noisy(now.Add(time.Duration(j)*step)))
+		}
+		n++
+		if hi <= est.Upper {
+			hits++
+		}
+		if ph := now.Hour(); ph >= 3 && ph < 9 { // the daily peak of load
+			dayW = append(dayW, est.Upper-est.Point)
+		} else if ph >= 15 && ph < 21 { // the daily trough
+			nightW = append(nightW, est.Upper-est.Point)
+		}
+	}
+	cov := float64(hits) / float64(n)
+	t.Logf("window max coverage %.3f of %d; band by day %.1f, at night %.1f", cov, n, mean(dayW), mean(nightW))
+	if cov < 0.85 || cov > 0.96 {
+		t.Errorf("window max coverage %.3f, want near 0.90", cov)
+	}
+	if mean(nightW) >= mean(dayW) {
+		t.Errorf("band at night %.1f not below the band by day %.1f", mean(nightW), mean(dayW))
+	}
+}

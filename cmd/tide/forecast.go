@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/tideops/tide/forecast"
+	"github.com/tideops/tide/trace"
 )
 
 const forecastSummary = `Forecast load: M4-layout files or rolling-origin evaluation on a trace.
 
   tide forecast m4 --train FILE --horizon 48 --out FILE.csv [--holdout 48 --eval]
-  tide forecast eval --trace FILE.csv --horizon DURATION [--step DURATION]`
+  tide forecast eval --trace FILE.csv --horizon DURATION [--weeks N --every DURATION]`
 
 func init() {
 	register(command{
@@ -133,30 +134,24 @@ func readM4File(path string) ([]forecast.Series, error) {
 }
 
 func runForecastEval(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
-	trace := fs.String("trace", "", "trace CSV with timestamp,requests (required)")
+	path := fs.String("trace", "", "trace CSV with timestamp,requests (required)")
 	horizon := fs.Duration("horizon", 0, "forecast horizon, e.g. 15m or 6h (required)")
-	step := fs.Duration("step", 0, "sample interval (default: inferred from the trace)")
 	weeks := fs.Int("weeks", 4, "origins over the last this many weeks")
-	every := fs.Duration("every", 7*time.Hour, "time between origins")
+	every := fs.Duration("every", time.Hour, "time between origins")
 	quantile := fs.Float64("quantile", 0.95, "upper quantile")
 	if err := parseFlags(fs, args, "Rolling-origin evaluation of the predictor on a trace."); err != nil {
 		return err
 	}
-	if *trace == "" || *horizon <= 0 {
+	if *path == "" || *horizon <= 0 {
 		return errors.New("--trace and a positive --horizon are required")
 	}
-	f, err := os.Open(*trace)
+	tr, err := trace.ReadFile(*path)
 	if err != nil {
-		return fmt.Errorf("reading trace: %w", err)
-	}
-	samples, err := forecast.ReadTrace(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", *trace, err)
+		return err
 	}
 	begin := time.Now()
-	rep, err := forecast.EvalTrace(ctx, samples, forecast.TraceOptions{
-		Step: *step, Horizon: *horizon, Weeks: *weeks, Every: *every, Quantile: *quantile,
+	rep, err := forecast.EvalTrace(ctx, tr, forecast.TraceOptions{
+		Horizon: *horizon, Weeks: *weeks, Every: *every, Quantile: *quantile,
 	})
 	if err != nil {
 		return err
@@ -167,8 +162,11 @@ func runForecastEval(ctx context.Context, e *env, fs *flag.FlagSet, args []strin
 	for _, s := range rep.Models {
 		fmt.Fprintf(w, "%-22s %7.3f %7.3f\n", s.Name, s.MASE(), s.SMAPE())
 	}
-	fmt.Fprintf(w, "upper p%g coverage per step %.3f (%d of %d)\n", 100*rep.Quantile, rep.Models[0].Coverage(), rep.Models[0].Hits, rep.Models[0].Seen)
-	fmt.Fprintf(w, "upper p%g coverage of the window maximum %.3f (%d of %d)\n", 100*rep.Quantile, float64(rep.WindowHits)/float64(rep.WindowSeen), rep.WindowHits, rep.WindowSeen)
+	p := 100 * rep.Quantile
+	fmt.Fprintf(w, "upper p%g coverage per step %.3f (%d of %d), band width %.3f of the point\n",
+		p, rep.PerStep.Coverage(), rep.PerStep.Hits, rep.PerStep.Seen, rep.PerStep.Width())
+	fmt.Fprintf(w, "upper p%g coverage of the window maximum %.3f (%d of %d), band width %.3f of the point\n",
+		p, rep.Window.Coverage(), rep.Window.Hits, rep.Window.Seen, rep.Window.Width())
 	if rep.InsufficientHistory > 0 {
 		fmt.Fprintf(w, "origins without enough history: %d\n", rep.InsufficientHistory)
 	}

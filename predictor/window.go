@@ -1,0 +1,145 @@
+package predictor
+
+import "math"
+
+// windowLeads are the window lengths, in steps, whose window-maximum
+// forecast errors Online tracks to calibrate Forecast's Upper.
+var windowLeads = []int{1, 2, 4, 8, 16, 32, 64, 128}
+
+// windowTrack calibrates the upper bound of the maximum load over the h
+// steps after an origin, conformal-style: at every stride-th sample it
+// records the forecast of that maximum (the highest point forecast over the
+// window) and the scale at the time; once the window has passed it stores
+// the realised score (actual maximum - predicted maximum) / scale. The
+// upper bound of a new window is its predicted maximum plus the empirical
+// quantile of the last errCap scores times the current scale.
+type windowTrack struct {
+	h, stride int64
+	pend      []pendingMax // origins in increasing order
+	scores    []float64    // ring of the last errCap scores
+	n         int          // scores recorded in total
+	q         float64      // cached quantile of scores
+	qAt       int          // n when q was computed
+	qOK       bool         // q is set
+}
+
+type pendingMax struct {
+	origin int64
+	pred   float64 // predicted maximum over (origin, origin+h]
+	scale  float64
+}
+
+// scaleTau is the time constant, in model steps, of the smoothed absolute
+// one-step error that scales window scores: an hour on minute data (model
+// step 15 minutes), four hours on hourly data.
+const scaleTau = 4
+
+// bandScale is the scale of a window score at the time of its origin: the
+// smoothed absolute one-step error, which follows day and night (quieter
+// hours have smaller errors) and calm and busy periods, floored at a small
+// share of the predicted maximum so that a flat stretch does not make the
+// band vanish. Scores relative to the predicted maximum, or to its square
+// root, or not scaled at all, gave wider bands for the same coverage on
+// the NASA and app-server traces.
+func (o *Online) bandScale(pred float64) float64 {
+	return math.Max(o.scale, 0.01*math.Abs(pred)) + 1e-9
+}
+
+// pathMax returns the highest model-space forecast from state s over the
+// step indices (from, to], as a value.
+func (o *Online) pathMax(s state, from, to int64) float64 {
+	f := o.fit
+	phi := f.m.ets.phi
+	r := math.Pow(phi, 1/float64(o.k)) // per-step damping
+	pw := math.Pow(r, float64(from-s.idx))
+	hi := math.Inf(-1)
+	for i := from + 1; i <= to; i++ {
+		pw *= r
+		d := i - s.idx
+		var tr float64
+		if phi >= 1 {
+			tr = s.trend * float64(d) / float64(o.k)
+		} else {
+			tr = s.trend * phi * (1 - pw) / (1 - phi)
+		}
+		hi = math.Max(hi, s.level+tr+f.seasonal(i, o.k))
+	}
+	return math.Max(f.fromModel(hi), 0)
+}
+
+// trackWindows resolves the windows that end at or before step i and opens
+// one starting at i where due. It runs after the level has taken the
+// sample at i. o.mu is held.
+func (o *Online) trackWindows(i int64) {
+	s := state{idx: i, level: o.level, trend: o.trend}
+	for wi := range o.wins {
+		w := &o.wins[wi]
+		done := 0
+		for _, p := range w.pend {
+			if p.origin+w.h > i {
+				break
+			}
+			done++
+			hi, cnt := math.Inf(-1), int64(0)
+			for j := p.origin + 1; j <= p.origin+w.h; j++ {
+				if sl := o.slot(j); o.has[sl] {
+					hi = math.Max(hi, o.vals[sl])
+					cnt++
+				}
+			}
+			// A window mostly in a gap says little about the maximum.
+			if 2*cnt < w.h {
+				continue
+			}
+			sc := (hi - p.pred) / p.scale
+			if len(w.scores) < errCap {
+				w.scores = append(w.scores, sc)
+			} else {
+				w.scores[w.n%errCap] = sc
+			}
+			w.n++
+		}
+		if done > 0 {
+			w.pend = append(w.pend[:0], w.pend[done:]...)
+		}
+		if i%w.stride == 0 {
+			pred := o.pathMax(s, i, i+w.h)
+			w.pend = append(w.pend, pendingMax{origin: i, pred: pred, scale: o.bandScale(pred)})
+		}
+	}
+}
+
+// windowQuantile returns the calibrated score quantile for a window of h
+// steps from the last sample, interpolated in log h between the tracked
+// lengths; ok is false while too few scores are tracked. o.mu is held.
+func (o *Online) windowQuantile(h int64) (q float64, ok bool) {
+	at := func(wi int) (float64, bool) {
+		w := &o.wins[wi]
+		if len(w.scores) < minErrs {
+			return 0, false
+		}
+		if !w.qOK || w.n-w.qAt >= 16 {
+			e := append([]float64(nil), w.scores...)
+			// The finite-sample conformal level.
+			lv := math.Min(1, o.opts.Quantile*(1+1/float64(len(e))))
+			w.q = quantile(e, lv)
+			w.qAt, w.qOK = w.n, true
+		}
+		return w.q, true
+	}
+	if h <= o.wins[0].h {
+		return at(0)
+	}
+	for j := 1; j < len(o.wins); j++ {
+		if h <= o.wins[j].h {
+			lo, ok1 := at(j - 1)
+			hi, ok2 := at(j)
+			if !ok1 || !ok2 {
+				return 0, false
+			}
+			fr := math.Log(float64(h)/float64(o.wins[j-1].h)) / math.Log(float64(o.wins[j].h)/float64(o.wins[j-1].h))
+			return (1-fr)*lo + fr*hi, true
+		}
+	}
+	return at(len(o.wins) - 1)
+}
