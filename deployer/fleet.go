@@ -203,7 +203,7 @@ func (f *Fleet) run(ctx context.Context, dead bool, plan func([]Observed) Plan) 
 			return rep, err
 		}
 	}
-	f.log.Info("fleet observed", "instances", len(insts), "labelled", len(hosts), "unlabelled", len(ask), "cache_dropped", len(stale))
+	f.log.Debug("fleet observed", "instances", len(insts), "labelled", len(hosts), "unlabelled", len(ask), "cache_dropped", len(stale))
 
 	if dead {
 		for _, inst := range insts {
@@ -217,10 +217,15 @@ func (f *Fleet) run(ctx context.Context, dead bool, plan func([]Observed) Plan) 
 	rep.Hosts = append(rep.Hosts, failed...)
 
 	p := plan(hosts)
-	f.log.Info("plan made", "launch", len(p.Launch), "keep", len(p.Keep), "remove", len(p.Remove))
+	f.log.Debug("plan made", "launch", len(p.Launch), "keep", len(p.Keep), "remove", len(p.Remove))
 	rep.Hosts = append(rep.Hosts, x.execute(ctx, p)...)
 	rep.finish(f.clk.Now())
-	f.log.Info("reconcile done", "launched", rep.Count(ActionLaunched), "kept", rep.Count(ActionKept),
+	// A pass that changed nothing (the service's every step) logs at debug.
+	level := slog.LevelDebug
+	if rep.Changed() {
+		level = slog.LevelInfo
+	}
+	f.log.Log(ctx, level, "reconcile done", "launched", rep.Count(ActionLaunched), "kept", rep.Count(ActionKept),
 		"removed", rep.Count(ActionRemoved), "failed", rep.Count(ActionFailed))
 	return rep, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +51,11 @@ func (x *pass) done(r *HostResult, err error) HostResult {
 		x.emit(Event{Label: r.Label, Role: r.Role, InstanceID: r.InstanceID, Address: r.Address, Step: StepFailed, Action: ActionFailed, Err: err})
 		return *r
 	}
-	x.f.log.Info("host done", "label", r.Label, "role", r.Role, "instance_id", r.InstanceID, "address", r.Address, "action", string(r.Action))
+	level := slog.LevelInfo
+	if r.Action == ActionKept {
+		level = slog.LevelDebug
+	}
+	x.f.log.Log(context.Background(), level, "host done", "label", r.Label, "role", r.Role, "instance_id", r.InstanceID, "address", r.Address, "action", string(r.Action))
 	x.emit(Event{Label: r.Label, Role: r.Role, InstanceID: r.InstanceID, Address: r.Address, Step: StepDone, Action: r.Action, Durations: r.Durations})
 	return *r
 }
@@ -338,7 +343,14 @@ func (x *pass) deploy(ctx context.Context, r *HostResult, h Host, inst fleet.Ins
 	t := x.f.clk.Now()
 	x.step(r, StepDeploying)
 	if err := x.f.o.Deployer.Converge(ctx, h, inst, r.Role); err != nil {
-		return &StepError{Step: StepDeploying, Err: fmt.Errorf("deploying to %s: %w", r.Label, err)}
+		err = &StepError{Step: StepDeploying, Err: fmt.Errorf("deploying to %s: %w", r.Label, err)}
+		if errors.Is(err, ErrReplaceHost) {
+			if rerr := x.remove(ctx, r, inst); rerr != nil {
+				return errors.Join(err, fmt.Errorf("replacing %s: %w", r.Label, rerr))
+			}
+			r.Reason = ReasonReplaced
+		}
+		return err
 	}
 	if timed {
 		r.Durations.Deploy = x.f.clk.Now().Sub(t)

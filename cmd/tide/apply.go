@@ -43,6 +43,10 @@ first within each role, each through the removal hook.`
 type fleetCmd struct {
 	file, stateDir, output *string
 	concurrency            *int
+	// wrapCloud and wrapHostKeys decorate the provider (tide serve adds
+	// metrics around every cloud call); nil leaves it as it is.
+	wrapCloud    func(deployer.Cloud) deployer.Cloud
+	wrapHostKeys func(deployer.HostKeys) deployer.HostKeys
 }
 
 func fleetFlags(fs *flag.FlagSet, e *env) *fleetCmd {
@@ -74,13 +78,19 @@ func (c *fleetCmd) open(ctx context.Context, e *env, progress deployer.Progress,
 	if err != nil {
 		return nil, nil, nil, reportConfigError(e, err)
 	}
+	f, close, err = c.openSchedule(ctx, e, s, progress, log)
+	return s, f, close, err
+}
+
+// openSchedule builds the fleet of an already loaded schedule.
+func (c *fleetCmd) openSchedule(ctx context.Context, e *env, s *config.Schedule, progress deployer.Progress, log *slog.Logger) (f *deployer.Fleet, close func(), err error) {
 	stateDir, err := filepath.Abs(*c.stateDir)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("--state-dir: %w", err)
+		return nil, nil, fmt.Errorf("--state-dir: %w", err)
 	}
 	signers, knownHosts, closer, err := sshSetup(ctx, s, stateDir, e.Getenv)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	close = func() {
 		if closer != nil {
@@ -93,12 +103,18 @@ func (c *fleetCmd) open(ctx context.Context, e *env, progress deployer.Progress,
 	}
 	if err != nil {
 		close()
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	dialer, err := newSSHDialer(s, p, signers, knownHosts, log)
 	if err != nil {
 		close()
-		return nil, nil, nil, err
+		return nil, nil, err
+	}
+	if c.wrapCloud != nil {
+		p.Cloud = c.wrapCloud(p.Cloud)
+	}
+	if c.wrapHostKeys != nil && p.HostKeys != nil {
+		p.HostKeys = c.wrapHostKeys(p.HostKeys)
 	}
 	roles := make([]deployer.Role, 0, len(s.Roles))
 	for _, r := range s.Roles {
@@ -120,9 +136,9 @@ func (c *fleetCmd) open(ctx context.Context, e *env, progress deployer.Progress,
 	})
 	if err != nil {
 		close()
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return s, f, close, nil
+	return f, close, nil
 }
 
 // desiredNow is each role's count at now as the schedule alone sets it

@@ -154,7 +154,9 @@ type weekRow struct {
 	DST    string         `json:"dst_change,omitempty"`
 }
 
-func printWeek(w io.Writer, s *config.Schedule, now time.Time, asJSON bool) error {
+// computeWeek is each role's scheduled count hour by hour for the 7 days
+// from now, in the schedule's zone, with daylight-saving changes marked.
+func computeWeek(s *config.Schedule, now time.Time) (*time.Location, []string, []weekRow, error) {
 	loc := planZone(s)
 	start := now.In(loc).Truncate(time.Hour)
 	type roleWindows struct {
@@ -162,16 +164,17 @@ func printWeek(w io.Writer, s *config.Schedule, now time.Time, asJSON bool) erro
 		w policies.Set
 	}
 	var roles []roleWindows
+	var names []string
 	for _, r := range s.Roles {
 		ws, err := s.Windows(r.Name)
 		if err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 		roles = append(roles, roleWindows{scheduler.ParamsFor(s, r), ws})
+		names = append(names, r.Name)
 	}
 	var rows []weekRow
-	_, prevOff := start.Zone()
-	prevName, _ := start.Zone()
+	prevName, prevOff := start.Zone()
 	for h := 0; h < 7*24; h++ {
 		at := start.Add(time.Duration(h) * time.Hour).In(loc)
 		row := weekRow{At: at, Counts: map[string]int{}}
@@ -186,6 +189,14 @@ func printWeek(w io.Writer, s *config.Schedule, now time.Time, asJSON bool) erro
 		}
 		rows = append(rows, row)
 	}
+	return loc, names, rows, nil
+}
+
+func printWeek(w io.Writer, s *config.Schedule, now time.Time, asJSON bool) error {
+	loc, roles, rows, err := computeWeek(s, now)
+	if err != nil {
+		return err
+	}
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -194,7 +205,7 @@ func printWeek(w io.Writer, s *config.Schedule, now time.Time, asJSON bool) erro
 	fmt.Fprintf(w, "scheduled counts for %s, hour by hour, in %s (load may raise them)\n", s.Name, loc)
 	fmt.Fprintf(w, "%-26s", "local time")
 	for _, r := range roles {
-		fmt.Fprintf(w, " %8s", r.p.Role)
+		fmt.Fprintf(w, " %8s", r)
 	}
 	fmt.Fprintln(w)
 	for i, row := range rows {
@@ -215,7 +226,7 @@ func printWeek(w io.Writer, s *config.Schedule, now time.Time, asJSON bool) erro
 		}
 		fmt.Fprintf(w, "%s %-24s", mark, row.At.Format("Mon 2006-01-02 15:04 MST"))
 		for _, r := range roles {
-			fmt.Fprintf(w, " %8d", row.Counts[r.p.Role])
+			fmt.Fprintf(w, " %8d", row.Counts[r])
 		}
 		fmt.Fprintln(w)
 	}

@@ -140,14 +140,14 @@ func synthetic(r config.Role, sy *config.SyntheticSource, serviceStart time.Time
 	speed := speedOf(sy.Speed)
 	start := serviceStart
 	if speed > 1 {
-		start = morningBefore(serviceStart, loc)
+		start = MorningBefore(serviceStart, loc)
 	}
 	return loadsource.NewReplay(g.At, start, serviceStart, speed)
 }
 
-// morningBefore is 07:00 local on the last Monday to Friday whose 07:00 is
+// MorningBefore is 07:00 local on the last Monday to Friday whose 07:00 is
 // at or before t.
-func morningBefore(t time.Time, loc *time.Location) time.Time {
+func MorningBefore(t time.Time, loc *time.Location) time.Time {
 	lt := t.In(loc)
 	d := time.Date(lt.Year(), lt.Month(), lt.Day(), 7, 0, 0, 0, loc)
 	for d.After(t) || d.Weekday() == time.Saturday || d.Weekday() == time.Sunday {

@@ -192,7 +192,7 @@ func TestMorningBefore(t *testing.T) {
 		{"monday early", time.Date(2026, 11, 30, 5, 0, 0, 0, utc), time.Date(2026, 11, 27, 7, 0, 0, 0, utc)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := morningBefore(tc.t, utc); !got.Equal(tc.want) {
+			if got := MorningBefore(tc.t, utc); !got.Equal(tc.want) {
 				t.Fatalf("got %s, want %s", got, tc.want)
 			}
 		})

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tideops/tide/predictor"
+	"github.com/tideops/tide/server"
+)
+
+// serverOptions adapts the service's parts to what the server consumes.
+func (svc *service) serverOptions(token string) server.Options {
+	o := server.Options{
+		Name:       svc.currentSchedule().Name,
+		Token:      token,
+		Decisions:  svc.loop,
+		History:    svc.store,
+		Overrides:  svc.store,
+		Forecasts:  serviceForecasts{svc},
+		Schedule:   serviceSchedule{svc},
+		Actions:    serviceActions{svc},
+		OnOverride: svc.loop.Kick,
+		ConfigError: func() error {
+			svc.mu.Lock()
+			defer svc.mu.Unlock()
+			return svc.configErr
+		},
+		Metrics: svc.registry,
+		Clock:   svc.clock,
+		Logger:  svc.logger.With("component", "server"),
+	}
+	if !svc.flags.dryRun {
+		o.Fleet = serviceFleet{svc}
+	}
+	svc.mu.Lock()
+	if svc.sources.Pushed != nil {
+		o.Samples = svc.sources.Pushed
+	}
+	svc.mu.Unlock()
+	return o
+}
+
+// serviceFleet lists the hosts for the page and the API.
+type serviceFleet struct{ svc *service }
+
+func (f serviceFleet) Hosts(ctx context.Context) ([]server.Host, error) {
+	f.svc.mu.Lock()
+	fl := f.svc.fleet
+	f.svc.mu.Unlock()
+	if fl == nil {
+		return nil, nil
+	}
+	sts, err := fl.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]server.Host, 0, len(sts))
+	for _, h := range sts {
+		out = append(out, server.Host{Label: h.Label, Role: h.Role, InstanceID: h.InstanceID, Address: h.Address,
+			Zone: h.Zone, State: h.State, Ready: h.Labelled && h.State == "running", LaunchedAt: h.LaunchedAt})
+	}
+	return out, nil
+}
+
+// serviceForecasts gives each role's forecast two hours ahead.
+type serviceForecasts struct{ svc *service }
+
+func (f serviceForecasts) Forecast(role string, now time.Time) (server.Forecast, error) {
+	f.svc.mu.Lock()
+	fc, ok := f.svc.forecasters[role]
+	f.svc.mu.Unlock()
+	if !ok {
+		return server.Forecast{}, fmt.Errorf("role %s has no forecast (not load-driven, or prediction off)", role)
+	}
+	step := f.svc.currentSchedule().Interval.D()
+	if step <= 0 {
+		step = time.Minute
+	}
+	horizon := 2 * time.Hour
+	point, upper, err := fc.Steps(now, horizon)
+	if err != nil {
+		if errors.Is(err, predictor.ErrInsufficientHistory) {
+			return server.Forecast{}, fmt.Errorf("no forecast yet: less than one season of history")
+		}
+		return server.Forecast{}, err
+	}
+	out := server.Forecast{Model: "mstl+ets", Quantile: 0.95, Points: make([]server.ForecastPoint, len(point))}
+	base := now.Truncate(step)
+	for i := range point {
+		lower := max(2*point[i]-upper[i], 0)
+		out.Points[i] = server.ForecastPoint{At: base.Add(time.Duration(i+1) * step), Point: point[i], Lower: lower, Upper: upper[i]}
+	}
+	return out, nil
+}
+
+// serviceSchedule gives the schedule in force.
+type serviceSchedule struct{ svc *service }
+
+func (s serviceSchedule) Week(now time.Time) (server.WeekView, error) {
+	loc, roles, rows, err := computeWeek(s.svc.currentSchedule(), now)
+	if err != nil {
+		return server.WeekView{}, err
+	}
+	v := server.WeekView{Zone: loc.String(), Roles: roles, Hours: make([]server.WeekHour, len(rows))}
+	for i, r := range rows {
+		v.Hours[i] = server.WeekHour{At: r.At, Counts: r.Counts, DST: r.DST}
+	}
+	return v, nil
+}
+
+func (s serviceSchedule) Roles() []server.RoleInfo {
+	sch := s.svc.currentSchedule()
+	out := make([]server.RoleInfo, 0, len(sch.Roles))
+	for _, r := range sch.Roles {
+		info := server.RoleInfo{Name: r.Name, Min: r.Min, Max: r.Max, InstanceType: r.InstanceType, Zones: r.Zones,
+			LoadDriven: r.Policies.Load != nil}
+		if info.LoadDriven {
+			info.Capacity = r.Capacity
+			if t := r.Policies.Load.TargetPerInstance; t > 0 {
+				info.Capacity = t
+			}
+		}
+		for _, a := range sch.AppsOf(r.Name) {
+			info.Apps = append(info.Apps, a.Name)
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// serviceActions are the operator's triggers.
+type serviceActions struct{ svc *service }
+
+// Apply asks the loop for a step now: decide and converge.
+func (a serviceActions) Apply(context.Context) error {
+	a.svc.loop.Kick()
+	return nil
+}
+
+// Deploy is not wired yet: the deployer's rolling deploy lands with the
+// convergence work.
+func (a serviceActions) Deploy(ctx context.Context, app, revision string) error {
+	return fmt.Errorf("deploy %s@%s: rolling deploys are not available in tide serve yet; use tide deploy", app, revision)
+}

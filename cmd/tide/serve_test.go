@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/scheduler"
+)
+
+const serveSchedule = `name: %s
+cloud:
+  provider: local
+  network: %s
+  boot_delay: 200ms
+ssh:
+  port: 2222
+  deadline: 1m
+data_path: /mnt
+interval: 1s
+roles:
+  - name: db
+    instance_type: t3.large
+    min: 1
+    max: 1
+  - name: web
+    instance_type: t3.medium
+    min: %d
+    max: 4
+    capacity: 50
+    policies:
+      load:
+        source:
+          push: true
+        max_age: 1h
+      scale_down:
+        stabilization: 1s
+`
+
+const testAPIToken = "test-token-0123456789abcdef"
+
+// servedFleet is a tide serve running inside the test.
+type servedFleet struct {
+	*fleetEnv
+	name, network string
+	addr          string
+	out           *syncBuffer
+	errs          *syncBuffer
+	done          chan int
+	cancel        context.CancelFunc
+}
+
+func (s *servedFleet) writeSchedule(t *testing.T, webMin int) {
+	t.Helper()
+	body := fmt.Sprintf(serveSchedule, s.name, s.network, webMin)
+	// Write and rename, so the watcher never reads half a file.
+	tmp := s.file + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.file); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startServe(t *testing.T, name, network string, extra ...string) *servedFleet {
+	t.Helper()
+	f := newFleetEnv(t, name, network)
+	s := &servedFleet{fleetEnv: f, name: name, network: network, out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan int, 1)}
+	s.writeSchedule(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	e := &env{Stdout: s.out, Stderr: s.errs, Stdin: strings.NewReader(""),
+		Getenv: func(k string) string {
+			switch k {
+			case "TIDE_STATE_DIR":
+				return f.stateDir
+			case "TIDE_TOKEN":
+				return testAPIToken
+			}
+			return ""
+		},
+		Logger: slog.New(slog.NewTextHandler(s.errs, nil)),
+	}
+	args := append([]string{"serve", "-c", f.file, "--listen", "127.0.0.1:0", "--reload-poll", "50ms", "--grace", "5s"}, extra...)
+	go func() { s.done <- run(ctx, e, args) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("tide serve did not stop within 30s")
+		}
+		// Remove the hosts through tide itself, then the env's own cleanup
+		// terminates whatever is left.
+		if code, _, errs := f.run(context.Background(), "down"); code != 0 {
+			t.Errorf("down: exit %d: %s", code, errs)
+		}
+	})
+	re := regexp.MustCompile(`listening on (http://[0-9.:]+)/`)
+	eventually(t, 20*time.Second, "tide serve to listen", func() bool {
+		select {
+		case code := <-s.done:
+			t.Fatalf("tide serve exited %d: %s", code, s.errs.String())
+		default:
+		}
+		m := re.FindStringSubmatch(s.out.String())
+		if m != nil {
+			s.addr = m[1]
+		}
+		return m != nil
+	})
+	return s
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *servedFleet) get(t *testing.T, path string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.addr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+testAPIToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode == 200 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("GET %s: %v: %s", path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+type rolesView struct {
+	Roles []struct {
+		Name     string           `json:"name"`
+		Decision scheduler.Record `json:"decision"`
+	} `json:"roles"`
+}
+
+func (s *servedFleet) decision(t *testing.T, role string) scheduler.Record {
+	var v rolesView
+	s.get(t, "/api/roles", &v)
+	for _, r := range v.Roles {
+		if r.Name == role {
+			return r.Decision
+		}
+	}
+	return scheduler.Record{}
+}
+
+func (s *servedFleet) liveLabels(t *testing.T) string {
+	var ls []string
+	for _, in := range s.live(s.name) {
+		if in.State == fleet.StateRunning {
+			ls = append(ls, in.Label)
+		}
+	}
+	return strings.Join(ls, ",")
+}
+
+func TestServeOverrideReloadAndFleet(t *testing.T) {
+	s := startServe(t, "served", "127.0.91.0/24")
+
+	// The API needs the token.
+	resp, err := http.Get(s.addr + "/api/roles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /api/roles without a token: %d, want 401", resp.StatusCode)
+	}
+
+	eventually(t, 60*time.Second, "db-1 and web-1 to run", func() bool { return s.liveLabels(t) == "db-1,web-1" })
+	if d := s.decision(t, "web"); d.Desired != 1 || !d.Frozen {
+		t.Fatalf("web without load samples: %s", d)
+	}
+
+	// Load arrives: 10 needs one host, and web is no longer frozen.
+	s.push(t, 10)
+	eventually(t, 30*time.Second, "web decided on load", func() bool {
+		d := s.decision(t, "web")
+		return d.Desired == 1 && !d.Frozen && d.Load != nil && *d.Load == 10
+	})
+
+	// An operator pins web to 3: the decision and the fleet follow.
+	client := func(args ...string) (int, string, string) {
+		t.Helper()
+		var out, errb syncBuffer
+		e := &env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""), Logger: discardLogger(),
+			Getenv: func(k string) string {
+				if k == "TIDE_TOKEN" {
+					return testAPIToken
+				}
+				if k == "TIDE_ADDR" {
+					return s.addr
+				}
+				return ""
+			}}
+		code := run(context.Background(), e, args)
+		return code, out.String(), errb.String()
+	}
+	if code, out, errs := client("override", "set", "web=3", "--for", "30m", "--reason", "release day"); code != 0 {
+		t.Fatalf("override set: exit %d: %s %s", code, out, errs)
+	}
+	eventually(t, 60*time.Second, "web pinned to 3 with three hosts", func() bool {
+		d := s.decision(t, "web")
+		return d.Desired == 3 && d.Winner == "override" && s.liveLabels(t) == "db-1,web-1,web-2,web-3"
+	})
+	if code, out, _ := client("override", "list"); code != 0 || !strings.Contains(out, "release day") {
+		t.Fatalf("override list: exit %d: %s", code, out)
+	}
+	resp, err = http.Get(s.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `tide_role_desired_hosts{role="web"} 3`) {
+		t.Fatalf("/metrics lacks web's desired 3:\n%s", grepLines(string(metrics), "tide_"))
+	}
+	if !strings.Contains(string(metrics), `tide_cloud_api_call_duration_seconds_count{op="list"}`) {
+		t.Fatalf("/metrics lacks the cloud call latencies:\n%s", grepLines(string(metrics), "tide_cloud"))
+	}
+	// Bad input gets a clear error, not a crash.
+	if code, _, errs := client("override", "set", "nope=3", "--for", "1h", "--reason", "x"); code == 0 || !strings.Contains(errs, "nope") {
+		t.Fatalf("override on an unknown role: exit %d: %s", code, errs)
+	}
+
+	// Clearing the override lets web go back to its minimum.
+	if code, _, errs := client("override", "clear", "web"); code != 0 {
+		t.Fatalf("override clear: %s", errs)
+	}
+	eventually(t, 60*time.Second, "web back to one host", func() bool {
+		return s.decision(t, "web").Desired == 1 && s.liveLabels(t) == "db-1,web-1"
+	})
+
+	// An invalid schedule is rejected and the old one stays in force.
+	if err := os.WriteFile(s.file, []byte("name: served\nroles: [{name: web, min: 5, max: 2}]\nbogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var status struct {
+		ConfigError string `json:"config_error"`
+	}
+	eventually(t, 20*time.Second, "the reload error in /api/status", func() bool {
+		s.get(t, "/api/status", &status)
+		return strings.Contains(status.ConfigError, "bogus")
+	})
+	if d := s.decision(t, "web"); d.Desired != 1 {
+		t.Fatalf("after a rejected reload web is %d, want 1", d.Desired)
+	}
+	// A valid change is put in force.
+	s.writeSchedule(t, 2)
+	eventually(t, 60*time.Second, "web's new minimum of 2 in force", func() bool {
+		var st struct {
+			ConfigError string `json:"config_error"`
+		}
+		s.get(t, "/api/status", &st)
+		return st.ConfigError == "" && s.decision(t, "web").Desired == 2 && s.liveLabels(t) == "db-1,web-1,web-2"
+	})
+
+	// Pushed load drives web: 160 at 50 a host with 20% headroom is 4.
+	s.push(t, 160)
+	eventually(t, 30*time.Second, "web scaled on pushed load", func() bool {
+		d := s.decision(t, "web")
+		return d.Desired == 4 && d.Winner == "load"
+	})
+
+	// SIGTERM (here: cancellation) stops the service cleanly.
+	s.cancel()
+	select {
+	case code := <-s.done:
+		if code != 0 {
+			t.Fatalf("tide serve exited %d: %s", code, s.errs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("tide serve did not stop")
+	}
+	s.done <- 0 // for the cleanup
+}
+
+func TestServeRefusesOpenAddressWithoutToken(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf(serveSchedule, "open", "127.0.92.0/24", 1)), 0o644)
+	var out, errb syncBuffer
+	e := &env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""), Logger: discardLogger(),
+		Getenv: func(k string) string {
+			if k == "TIDE_STATE_DIR" {
+				return dir
+			}
+			return ""
+		}}
+	code := run(context.Background(), e, []string{"serve", "-c", file, "--listen", "0.0.0.0:0", "--dry-run"})
+	if code == 0 || !strings.Contains(errb.String(), "without a token") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+// push sends one load sample for web to the API.
+func (s *servedFleet) push(t *testing.T, v float64) {
+	t.Helper()
+	body := fmt.Sprintf(`{"role":"web","samples":[{"value":%v}]}`, v)
+	req, _ := http.NewRequest(http.MethodPost, s.addr+"/api/samples", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+testAPIToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("POST /api/samples: %d %s", resp.StatusCode, b)
+	}
+}
+
+func grepLines(s, prefix string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
