@@ -29,6 +29,11 @@ var (
 	ErrUnlabelled = errors.New("host has no label")
 	// ErrHostsFailed is wrapped by Report.Err when any host failed.
 	ErrHostsFailed = errors.New("hosts failed")
+	// ErrReplaceHost is wrapped by a Deployer's error when the host is
+	// beyond repair (its convergence failed every attempt): the pipeline
+	// removes it, through the Drainer, so that the next reconcile launches
+	// its label on a new host.
+	ErrReplaceHost = errors.New("host must be replaced")
 )
 
 // Kinds of failure reported per host (HostResult.Kind).

@@ -59,6 +59,10 @@ const (
 	// ReasonAdopted marks a kept or launched host that an earlier run left
 	// unlabelled (or whose address changed) and this one finished.
 	ReasonAdopted = "adopted"
+	// ReasonReplaced marks a failed host that was terminated because its
+	// Deployer asked for it (ErrReplaceHost): the next reconcile launches
+	// its label again.
+	ReasonReplaced = "replaced"
 )
 
 // Plan is what a reconcile will do.

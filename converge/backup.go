@@ -1,0 +1,269 @@
+package converge
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tideops/tide/deployer"
+	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/objstore"
+)
+
+// Errors of the removal hook. Each prevents the host's termination.
+var (
+	// ErrNoStore says a stateful role's host cannot be backed up: no
+	// object store is configured.
+	ErrNoStore = errors.New("no backup store configured")
+	// ErrUnreachable says a stateful role's host could not be reached to
+	// back it up.
+	ErrUnreachable = errors.New("host unreachable, its data cannot be backed up")
+	// ErrBackupUnverified says the copy read back from the store differs
+	// from what the host wrote.
+	ErrBackupUnverified = errors.New("backup not verified")
+)
+
+// Backup describes a verified backup; latest.json next to the backups of
+// a role's application holds the newest.
+type Backup struct {
+	Key        string    `json:"key"`
+	Size       int64     `json:"size"`
+	SHA256     string    `json:"sha256"`
+	App        string    `json:"app"`
+	Role       string    `json:"role"`
+	Label      string    `json:"label"`
+	InstanceID string    `json:"instance_id"`
+	Revision   string    `json:"revision"`
+	CreatedAt  time.Time `json:"created_at"`
+	VerifiedAt time.Time `json:"verified_at"`
+}
+
+// BackupPrefix is where a role's application's backups are kept in the
+// store.
+func BackupPrefix(fleetName, role, app string) string {
+	return "backups/" + fleetName + "/" + role + "/" + app + "/"
+}
+
+// LatestKey is the key of the manifest of the newest verified backup.
+func LatestKey(fleetName, role, app string) string {
+	return BackupPrefix(fleetName, role, app) + "latest.json"
+}
+
+// Latest returns the newest verified backup of a role's application;
+// objstore.ErrNotFound when there is none.
+func Latest(ctx context.Context, st Store, fleetName, role, app string) (Backup, error) {
+	rc, err := st.Get(ctx, LatestKey(fleetName, role, app))
+	if err != nil {
+		return Backup{}, err
+	}
+	defer rc.Close()
+	var b Backup
+	if err := json.NewDecoder(io.LimitReader(rc, 1<<20)).Decode(&b); err != nil {
+		return Backup{}, fmt.Errorf("reading %s: %w", LatestKey(fleetName, role, app), err)
+	}
+	return b, nil
+}
+
+// BeforeTerminate drains a host before it is terminated: every
+// application's processes are stopped (stop command or SIGTERM, SIGKILL
+// after the stop timeout). On a stateful role each application's data is
+// then backed up, copied to the store and verified (size and SHA-256 read
+// back from the store against those computed on the host) before it
+// returns nil. An error prevents the termination.
+func (c *Converger) BeforeTerminate(ctx context.Context, h deployer.Host, inst fleet.Instance) error {
+	role := inst.Role
+	if role == "" {
+		role, _, _ = fleet.ParseLabel(inst.Label)
+	}
+	stateful := c.roles[role].Stateful
+	if h == nil {
+		if stateful {
+			return fmt.Errorf("role %s is stateful: %w", role, ErrUnreachable)
+		}
+		return nil
+	}
+	if stateful && c.o.Store == nil {
+		return fmt.Errorf("role %s is stateful: %w", role, ErrNoStore)
+	}
+	t := c.target(ctx, h, inst, role)
+	st, err := Inspect(ctx, h, t.data)
+	if err != nil {
+		return err
+	}
+	if t.label == "" {
+		t.label = st.Label
+	}
+	for _, as := range st.Apps {
+		if len(as.procs) == 0 {
+			continue
+		}
+		if err := c.stopProcs(ctx, t, c.apps[as.Name], as.Name, all(as), nil); err != nil {
+			return fmt.Errorf("draining: %w", err)
+		}
+	}
+	if !stateful {
+		return nil
+	}
+	for _, a := range c.appsOf(role) {
+		if as, ok := st.App(a.Name); !ok || !as.restored {
+			// Never deployed here, or its data never restored: what the
+			// host holds is not the role's data, and backing it up would
+			// hide the latest good backup.
+			c.log.Info("nothing to back up", "label", t.label, "app", a.Name)
+			continue
+		}
+		b, err := c.backup(ctx, t, a)
+		if err != nil {
+			return fmt.Errorf("backing up %s: %w", a.Name, err)
+		}
+		c.log.Info("backup verified", "label", t.label, "app", a.Name, "key", b.Key, "size", b.Size, "sha256", b.SHA256)
+	}
+	return nil
+}
+
+// backup runs the backup command (or tars the application's directory
+// but its releases, processes and logs), stores the archive, verifies it
+// and records it as the latest.
+func (c *Converger) backup(ctx context.Context, t *target, a *app) (Backup, error) {
+	now := c.clk.Now().UTC()
+	name := now.Format("20060102T150405.000000000Z") + "-" + t.label + ".backup"
+	v := t.vars(a)
+	v.Backup = v.AppDir + "/backups/" + name
+	cmd, err := a.render(cmdBackup, v)
+	if err != nil {
+		return Backup{}, err
+	}
+	run := runCmd(cmd, v.env())
+	if cmd == "" {
+		run = fmt.Sprintf("tar -czf %s --exclude=./releases --exclude=./current --exclude=./run --exclude=./logs --exclude=./backups --exclude=./.current.tmp .", shellQuote(v.Backup))
+	}
+	script := fmt.Sprintf("set -e\ncd %s\nmkdir -p backups\n%s\nsha256sum %s\nwc -c < %[3]s\n", shellQuote(v.AppDir), run, shellQuote(v.Backup))
+	out, err := t.h.Run(ctx, script, nil)
+	if err != nil {
+		return Backup{}, fmt.Errorf("backup command: %w", err)
+	}
+	sum, size, err := parseSum(out)
+	if err != nil {
+		return Backup{}, fmt.Errorf("backup command: %w", err)
+	}
+	// Backups pass through tide: the host needs no credentials.
+	data, err := t.h.Run(ctx, "cat "+shellQuote(v.Backup), nil)
+	if err != nil {
+		return Backup{}, fmt.Errorf("reading the archive: %w", err)
+	}
+	b := Backup{
+		Key: BackupPrefix(c.s.Name, t.role, a.Name) + name, Size: size, SHA256: sum,
+		App: a.Name, Role: t.role, Label: t.label, InstanceID: t.inst.ID, Revision: a.Revision, CreatedAt: now,
+	}
+	if _, err := c.o.Store.Put(ctx, b.Key, bytes.NewReader(data), int64(len(data))); err != nil {
+		return Backup{}, err
+	}
+	if err := verify(ctx, c.o.Store, b.Key, size, sum); err != nil {
+		return Backup{}, err
+	}
+	b.VerifiedAt = c.clk.Now().UTC()
+	manifest, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return Backup{}, err
+	}
+	if _, err := c.o.Store.Put(ctx, LatestKey(c.s.Name, t.role, a.Name), bytes.NewReader(manifest), int64(len(manifest))); err != nil {
+		return Backup{}, err
+	}
+	if _, err := t.h.Run(ctx, "rm -f "+shellQuote(v.Backup), nil); err != nil {
+		c.log.Warn("removing the archive from the host failed", "label", t.label, "app", a.Name, "err", err)
+	}
+	return b, nil
+}
+
+// verify reads key back from the store and compares its size and SHA-256
+// with what the host computed.
+func verify(ctx context.Context, st Store, key string, size int64, sum string) error {
+	rc, err := st.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("reading %s back: %w", key, err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return fmt.Errorf("reading %s back: %w", key, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); n != size || got != sum {
+		return fmt.Errorf("%w: %s: store holds %d bytes with sha256 %s, host wrote %d bytes with sha256 %s",
+			ErrBackupUnverified, key, n, got, size, sum)
+	}
+	return nil
+}
+
+// parseSum reads `sha256sum FILE; wc -c < FILE` output.
+func parseSum(out []byte) (string, int64, error) {
+	lines := strings.Fields(string(out))
+	if len(lines) < 3 || len(lines[0]) != 64 {
+		return "", 0, fmt.Errorf("unexpected checksum output %q", out)
+	}
+	size, err := strconv.ParseInt(lines[len(lines)-1], 10, 64)
+	if err != nil {
+		return "", 0, fmt.Errorf("unexpected checksum output %q", out)
+	}
+	return lines[0], size, nil
+}
+
+// restore gives a stateful role's new host the latest verified backup,
+// checked on the host against the manifest, then runs the restore command
+// (or untars it in the application's directory). With no backup at all it
+// marks the host restored: the role starts empty.
+func (c *Converger) restore(ctx context.Context, t *target, a *app, v Vars) error {
+	marker := shellQuote(v.AppDir + "/.tide-restored")
+	if c.o.Store == nil {
+		c.log.Warn("stateful role without a backup store: starting without data", "label", t.label, "app", a.Name)
+		_, err := t.h.Run(ctx, "mkdir -p "+shellQuote(v.AppDir)+" && echo none > "+marker, nil)
+		return err
+	}
+	b, err := Latest(ctx, c.o.Store, c.s.Name, t.role, a.Name)
+	if errors.Is(err, objstore.ErrNotFound) {
+		c.log.Info("no backup to restore: starting empty", "label", t.label, "app", a.Name)
+		_, err := t.h.Run(ctx, "mkdir -p "+shellQuote(v.AppDir)+" && echo none > "+marker, nil)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	rc, err := c.o.Store.Get(ctx, b.Key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	v.Backup = v.AppDir + "/backups/restore.backup"
+	cmd, err := a.render(cmdRestore, v)
+	if err != nil {
+		return err
+	}
+	run := runCmd(cmd, v.env())
+	if cmd == "" {
+		run = "tar -xzf " + shellQuote(v.Backup)
+	}
+	q := shellQuote(v.Backup)
+	script := fmt.Sprintf(`set -e
+cd %s
+mkdir -p backups
+cat > %s
+got=$(sha256sum %[2]s | cut -d' ' -f1)
+if [ "$got" != %s ]; then echo "restored archive has sha256 $got, want %[3]s" >&2; exit 1; fi
+%s
+rm -f %[2]s
+printf '%%s\n' %s > %s
+`, shellQuote(v.AppDir), q, b.SHA256, run, shellQuote(b.Key), marker)
+	if _, err := t.h.Run(ctx, script, rc); err != nil {
+		return fmt.Errorf("restoring %s: %w", b.Key, err)
+	}
+	c.log.Info("backup restored", "label", t.label, "app", a.Name, "key", b.Key)
+	return nil
+}

@@ -1,0 +1,140 @@
+package converge
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// processes runs exactly the application's count of processes: those
+// started as something else (another revision, another start command) are
+// restarted, missing ones started, those above the count stopped.
+func (c *Converger) processes(ctx context.Context, t *target, a *app, v Vars, as AppState) error {
+	want := v.Processes
+	if want > 0 && a.tmpl[cmdStart] == nil {
+		return fmt.Errorf("application %s: %w: %d processes wanted but no start command", a.Name, errConfig, want)
+	}
+	var stop []int
+	start := map[int]string{} // index -> rendered start command
+	specs := map[int]string{}
+	for i := 1; i <= want; i++ {
+		vi := v
+		vi.Index = i
+		cmd, err := a.render(cmdStart, vi)
+		if err != nil {
+			return err
+		}
+		// What a process was started as; not the count, so that a count
+		// change leaves the processes it keeps alone (their TIDE_PROCESSES
+		// is then stale; a start command using .Processes restarts them).
+		vs := vi
+		vs.Processes = 0
+		spec := hash(a.Revision, cmd, strings.Join(vs.env(), "\n"))
+		p, ok := as.procs[i]
+		switch {
+		case ok && p.alive && p.spec == spec:
+			continue // running as it should
+		case ok && p.alive:
+			stop = append(stop, i)
+		}
+		start[i], specs[i] = cmd, spec
+	}
+	for _, i := range all(as) {
+		if i > want {
+			stop = append(stop, i)
+		}
+	}
+	if len(stop) == 0 && len(start) == 0 {
+		return nil
+	}
+	c.log.Info("processes", "label", t.label, "app", a.Name, "want", want, "stop", len(stop), "start", len(start))
+	return c.stopProcs(ctx, t, a, a.Name, stop, func(b *strings.Builder) error {
+		for i := 1; i <= want; i++ {
+			cmd, ok := start[i]
+			if !ok {
+				continue
+			}
+			vi := v
+			vi.Index = i
+			n := strconv.Itoa(i)
+			// setsid: the process outlives the SSH session in a session
+			// of its own, so that stopping it reaches its children too.
+			fmt.Fprintf(b, "env %s $S /bin/sh -c %s </dev/null >>logs/%s.log 2>&1 &\n", envArgs(vi.env()), shellQuote(cmd), n)
+			fmt.Fprintf(b, "echo $! > run/%[1]s.pid.tmp && mv -f run/%[1]s.pid.tmp run/%[1]s.pid && printf '%%s\\n' %[2]s > run/%[1]s.spec\n", n, specs[i])
+		}
+		return nil
+	})
+}
+
+func envArgs(env []string) string {
+	q := make([]string, len(env))
+	for i, kv := range env {
+		q[i] = shellQuote(kv)
+	}
+	return strings.Join(q, " ")
+}
+
+// stopProcs stops processes idx of application name (a may be nil when
+// the schedule no longer has it): each gets the stop command (or SIGTERM
+// to its process group), then all are waited for together until the stop
+// timeout, when those left get SIGKILL. then, when set, appends commands
+// run afterwards in the same script (starting processes). The waiting
+// happens on the host, in one SSH command.
+func (c *Converger) stopProcs(ctx context.Context, t *target, a *app, name string, idx []int, then func(*strings.Builder) error) error {
+	var b strings.Builder
+	b.WriteString(aliveFn + "\n")
+	fmt.Fprintf(&b, "cd %s || exit 1\nmkdir -p run logs\nS=; command -v setsid >/dev/null 2>&1 && S=setsid\npids=\n", shellQuote(t.appDir(name)))
+	for _, i := range idx {
+		n := strconv.Itoa(i)
+		stopCmd := ""
+		if a != nil {
+			v := t.vars(a)
+			v.Index = i
+			var err error
+			if stopCmd, err = a.render(cmdStop, v); err != nil {
+				return err
+			}
+			if stopCmd != "" {
+				stopCmd = runCmd(stopCmd, append(v.env(), "TIDE_PID=$pid"))
+				// TIDE_PID is expanded by the shell: unquote it.
+				stopCmd = strings.Replace(stopCmd, shellQuote("TIDE_PID=$pid"), `"TIDE_PID=$pid"`, 1)
+			}
+		}
+		if stopCmd == "" {
+			stopCmd = `kill -TERM -- -"$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null`
+		} else {
+			stopCmd += " >>logs/" + n + ".log 2>&1"
+		}
+		fmt.Fprintf(&b, "if [ -f run/%[1]s.pid ]; then pid=$(cat run/%[1]s.pid); if alive \"$pid\"; then %[2]s || true; pids=\"$pids $pid\"; fi; fi\n", n, stopCmd)
+	}
+	limit := int(c.o.StopTimeout / (100 * time.Millisecond))
+	fmt.Fprintf(&b, `n=0
+while :; do
+  left=; for p in $pids; do alive "$p" && left="$left $p"; done
+  [ -z "$left" ] && break
+  if [ "$n" -ge %d ]; then
+    for p in $left; do kill -KILL -- -"$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; done
+    echo "killed$left"; break
+  fi
+  sleep 0.1; n=$((n+1))
+done
+`, limit)
+	for _, i := range idx {
+		fmt.Fprintf(&b, "rm -f run/%[1]d.pid run/%[1]d.spec\n", i)
+	}
+	if then != nil {
+		if err := then(&b); err != nil {
+			return err
+		}
+	}
+	out, err := t.h.Run(ctx, b.String(), nil)
+	if err != nil {
+		return fmt.Errorf("application %s: processes: %w", name, err)
+	}
+	if s := strings.TrimSpace(string(out)); strings.HasPrefix(s, "killed") {
+		c.log.Warn("processes did not stop in time, killed", "label", t.label, "app", name, "pids", strings.TrimPrefix(s, "killed "), "timeout", c.o.StopTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,180 @@
+package converge
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+
+	"github.com/tideops/tide/config"
+)
+
+// Vars are what command templates are filled with.
+type Vars struct {
+	Label    string
+	Role     string
+	App      string
+	Revision string
+	// Processes is how many processes of the application run on the host.
+	Processes int
+	// Index is the process number, 1..Processes (start and stop only).
+	Index int
+	// DataPath is the host's data directory; AppDir is DataPath/apps/App.
+	DataPath string
+	AppDir   string
+	// ReleaseDir is the directory of Revision's release.
+	ReleaseDir string
+	// Backup is the archive the backup command writes and the restore
+	// command reads (backup and restore only).
+	Backup string
+	// Hosts maps each role to its hosts' addresses, by label number: the
+	// web role learns where the database hosts are.
+	Hosts map[string][]string
+}
+
+// env returns the TIDE_* variables commands also see.
+func (v Vars) env() []string {
+	out := []string{
+		"TIDE_LABEL=" + v.Label, "TIDE_ROLE=" + v.Role, "TIDE_APP=" + v.App,
+		"TIDE_REVISION=" + v.Revision, "TIDE_PROCESSES=" + strconv.Itoa(v.Processes),
+		"TIDE_DATA=" + v.DataPath, "TIDE_APP_DIR=" + v.AppDir, "TIDE_RELEASE=" + v.ReleaseDir,
+	}
+	if v.Index > 0 {
+		out = append(out, "TIDE_INDEX="+strconv.Itoa(v.Index))
+	}
+	if v.Backup != "" {
+		out = append(out, "TIDE_BACKUP="+v.Backup)
+	}
+	roles := make([]string, 0, len(v.Hosts))
+	for r := range v.Hosts {
+		roles = append(roles, r)
+	}
+	sort.Strings(roles)
+	for _, r := range roles {
+		out = append(out, "TIDE_HOSTS_"+envName(r)+"="+strings.Join(v.Hosts[r], " "))
+	}
+	return out
+}
+
+var nonEnv = regexp.MustCompile(`[^A-Z0-9_]`)
+
+func envName(role string) string { return nonEnv.ReplaceAllString(strings.ToUpper(role), "_") }
+
+// The commands of an application, by name.
+const (
+	cmdSetup   = "setup"
+	cmdDeploy  = "deploy"
+	cmdStart   = "start"
+	cmdStop    = "stop"
+	cmdHealth  = "health"
+	cmdBackup  = "backup"
+	cmdRestore = "restore"
+)
+
+// TemplateError says a command template of an application does not parse
+// or does not execute. Retrying cannot fix it.
+type TemplateError struct {
+	App, Command string
+	Err          error
+}
+
+func (e *TemplateError) Error() string {
+	return fmt.Sprintf("application %s: command %s: %v", e.App, e.Command, e.Err)
+}
+
+func (e *TemplateError) Unwrap() error { return e.Err }
+
+var funcs = template.FuncMap{
+	"quote": shellQuote,
+	"join":  strings.Join,
+}
+
+// app is an application as the converger runs it: its commands parsed.
+type app struct {
+	config.Application
+	tmpl map[string]*template.Template
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
+
+// checkName rejects names that cannot be a directory on the host.
+func checkName(what, s string) error {
+	if !namePattern.MatchString(s) || s == "." || s == ".." {
+		return fmt.Errorf("%s %q: want letters, digits and . _ + - only", what, s)
+	}
+	return nil
+}
+
+func parseApp(a config.Application) (*app, error) {
+	if err := checkName("application name", a.Name); err != nil {
+		return nil, err
+	}
+	out := &app{Application: a, tmpl: map[string]*template.Template{}}
+	c := a.Commands
+	for name, text := range map[string]string{
+		cmdSetup: c.Setup, cmdDeploy: c.Deploy, cmdStart: c.Start, cmdStop: c.Stop,
+		cmdHealth: c.Health, cmdBackup: c.Backup, cmdRestore: c.Restore,
+	} {
+		if text == "" {
+			continue
+		}
+		t, err := template.New(a.Name + "." + name).Funcs(funcs).Option("missingkey=error").Parse(text)
+		if err != nil {
+			return nil, &TemplateError{App: a.Name, Command: name, Err: err}
+		}
+		out.tmpl[name] = t
+	}
+	return out, nil
+}
+
+// render fills command name with v; "" when the application has none.
+func (a *app) render(name string, v Vars) (string, error) {
+	t := a.tmpl[name]
+	if t == nil {
+		return "", nil
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, v); err != nil {
+		return "", &TemplateError{App: a.Name, Command: name, Err: err}
+	}
+	return b.String(), nil
+}
+
+// processesFor is the number of processes on a host of the given
+// instance type: its entry in processes, else "default", else 1.
+func (a *app) processesFor(instanceType string) int {
+	if n, ok := a.Processes[instanceType]; ok && instanceType != "" {
+		return n
+	}
+	if n, ok := a.Processes["default"]; ok {
+		return n
+	}
+	return 1
+}
+
+func hash(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// isPermanent says retrying cannot fix err.
+func isPermanent(err error) bool {
+	var te *TemplateError
+	return errors.As(err, &te) || errors.Is(err, errConfig)
+}
+
+// errConfig marks errors in the schedule that no retry fixes.
+var errConfig = errors.New("configuration")
+
+// shellQuote quotes s for /bin/sh.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
