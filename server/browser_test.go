@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tideops/tide/clock"
+	"github.com/tideops/tide/internal/cdp"
 )
 
 // TestBrowserOverrideChangesDecision loads the web interface in a real
@@ -43,13 +44,13 @@ func TestBrowserOverrideChangesDecision(t *testing.T) {
 	})
 	base := "http://" + ln.Addr().String()
 
-	c := startChromium(t, ctx)
+	c := cdp.Start(ctx, t)
 	shots := os.Getenv("TIDE_SCREENSHOTS")
 	shot := func(name string) {
 		if shots == "" {
 			return
 		}
-		if err := c.screenshot(ctx, filepath.Join(shots, name), 1400); err != nil {
+		if err := c.Screenshot(ctx, filepath.Join(shots, name), 1400); err != nil {
 			t.Errorf("screenshot %s: %v", name, err)
 		}
 	}
@@ -61,31 +62,31 @@ func TestBrowserOverrideChangesDecision(t *testing.T) {
 	}
 
 	// Without a token the page asks for one.
-	must(c.call(ctx, "Page.navigate", map[string]any{"url": base + "/"}, nil))
-	must(c.poll(ctx, `!document.getElementById('login').hidden && document.getElementById('app').hidden`))
+	must(c.Navigate(ctx, base+"/"))
+	must(c.Poll(ctx, `!document.getElementById('login').hidden && document.getElementById('app').hidden`))
 	shot("login.png")
 
 	// The link tide serve prints signs in and leaves no token in the address.
-	must(c.call(ctx, "Page.navigate", map[string]any{"url": base + "/#token=" + token}, nil))
-	must(c.poll(ctx, `document.querySelectorAll('#fleet tr[data-label]').length === 8`))
-	must(c.poll(ctx, `location.hash === '' && sessionStorage.getItem('tide.token') !== null`))
-	must(c.poll(ctx, `document.querySelectorAll('#roles [data-role]').length === 3 && document.querySelector('#override-form [name=role]').options.length === 3`))
-	must(c.poll(ctx, `document.querySelector('[data-role="web"] .chart svg polyline') !== null && document.querySelectorAll('#week table.heat').length === 3`))
-	must(c.poll(ctx, `document.querySelectorAll('#week td.skipped').length === 3 && document.querySelectorAll('#week td.dst').length === 3 && document.querySelector('#week .dst-note').textContent.includes('CET -> CEST')`))
+	must(c.Navigate(ctx, base+"/#token="+token))
+	must(c.Poll(ctx, `document.querySelectorAll('#fleet tr[data-label]').length === 8`))
+	must(c.Poll(ctx, `location.hash === '' && sessionStorage.getItem('tide.token') !== null`))
+	must(c.Poll(ctx, `document.querySelectorAll('#roles [data-role]').length === 3 && document.querySelector('#override-form [name=role]').options.length === 3`))
+	must(c.Poll(ctx, `document.querySelector('[data-role="web"] .chart svg polyline') !== null && document.querySelectorAll('#week table.heat').length === 3`))
+	must(c.Poll(ctx, `document.querySelectorAll('#week td.skipped').length === 3 && document.querySelectorAll('#week td.dst').length === 3 && document.querySelector('#week .dst-note').textContent.includes('CET -> CEST')`))
 	var labels []string
-	must(c.eval(ctx, `[...document.querySelectorAll('#fleet tr[data-label]')].map(r => r.dataset.label)`, &labels))
+	must(c.Eval(ctx, `[...document.querySelectorAll('#fleet tr[data-label]')].map(r => r.dataset.label)`, &labels))
 	if fmt.Sprint(labels) != "[db-1 db-2 web-1 web-2 web-3 web-4 worker-1 worker-2]" {
 		t.Errorf("fleet rows = %v", labels)
 	}
 	var before string
-	must(c.eval(ctx, `document.querySelector('[data-role="web"] .desired-count').textContent`, &before))
+	must(c.Eval(ctx, `document.querySelector('[data-role="web"] .desired-count').textContent`, &before))
 	if before == "9" {
 		t.Fatalf("web already wants 9 hosts before the override; pick another count")
 	}
 	shot("dashboard.png")
 	if shots != "" {
 		for name, sel := range map[string]string{"web-role.png": `[data-role="web"]`, "worker-role.png": `[data-role="worker"]`, "fleet.png": ".columns", "week.png": "#week", "decisions.png": "#decisions"} {
-			if err := c.screenshotOf(ctx, filepath.Join(shots, name), sel); err != nil {
+			if err := c.ScreenshotOf(ctx, filepath.Join(shots, name), sel); err != nil {
 				t.Errorf("screenshot %s: %v", name, err)
 			}
 		}
@@ -94,35 +95,35 @@ func TestBrowserOverrideChangesDecision(t *testing.T) {
 	// An override the server refuses shows its reason in the form.
 	fill := func(count, reason string, ignore bool) {
 		t.Helper()
-		must(c.eval(ctx, fmt.Sprintf(`(() => {
+		must(c.Eval(ctx, fmt.Sprintf(`(() => {
 			const f = document.getElementById('override-form');
 			f.role.value = 'web'; f.count.value = %q; f.kind.value = 'pin'; f.for.value = '30m';
 			f.reason.value = %q; f.ignore_limits.checked = %v;
 			f.requestSubmit(); return true; })()`, count, reason, ignore), nil))
 	}
 	fill("50", "too many", false)
-	must(c.poll(ctx, `document.getElementById('override-msg').className.includes('err') && document.getElementById('override-msg').textContent.includes('outside web')`))
+	must(c.Poll(ctx, `document.getElementById('override-msg').className.includes('err') && document.getElementById('override-msg').textContent.includes('outside web')`))
 
 	// A valid override changes the decision the page shows.
 	fill("9", "browser test", false)
-	must(c.poll(ctx, `document.querySelector('[data-role="web"] .desired-count').textContent === '9'`))
-	must(c.poll(ctx, `document.querySelector('[data-role="web"] .chip.winner').textContent === 'by override' && document.querySelector('#overrides [data-override="web"]') !== null`))
+	must(c.Poll(ctx, `document.querySelector('[data-role="web"] .desired-count').textContent === '9'`))
+	must(c.Poll(ctx, `document.querySelector('[data-role="web"] .chip.winner').textContent === 'by override' && document.querySelector('#overrides [data-override="web"]') !== null`))
 	if w.kicks.Load() != 1 {
 		t.Errorf("OnOverride called %d times, want 1", w.kicks.Load())
 	}
 	shot("override.png")
 	if shots != "" {
-		must(c.eval(ctx, `document.querySelector('#decisions details').open = true`, nil))
+		must(c.Eval(ctx, `document.querySelector('#decisions details').open = true`, nil))
 		for name, sel := range map[string]string{"web-override.png": `[data-role="web"]`, "override-form.png": "#override-panel", "explain.png": "#decisions details"} {
-			if err := c.screenshotOf(ctx, filepath.Join(shots, name), sel); err != nil {
+			if err := c.ScreenshotOf(ctx, filepath.Join(shots, name), sel); err != nil {
 				t.Errorf("screenshot %s: %v", name, err)
 			}
 		}
 	}
 
 	// Clearing it through the page gives the role back to its inputs.
-	must(c.eval(ctx, `document.querySelector('#overrides [data-override="web"] button').click(), true`, nil))
-	must(c.poll(ctx, `document.querySelector('#overrides [data-override="web"]') === null && document.querySelector('[data-role="web"] .chip.winner').textContent !== 'by override'`))
+	must(c.Eval(ctx, `document.querySelector('#overrides [data-override="web"] button').click(), true`, nil))
+	must(c.Poll(ctx, `document.querySelector('#overrides [data-override="web"]') === null && document.querySelector('[data-role="web"] .chip.winner').textContent !== 'by override'`))
 	if w.kicks.Load() != 2 {
 		t.Errorf("OnOverride called %d times after clearing, want 2", w.kicks.Load())
 	}

@@ -1,16 +1,11 @@
-package server
+package cdp
 
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/sha1"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,163 +18,19 @@ import (
 	"time"
 )
 
-// This file drives a real headless Chromium over the DevTools protocol with
-// a minimal WebSocket client (RFC 6455: handshake, masked client frames,
-// text, continuation, ping/pong and close), so the browser test needs no
-// module beyond the standard library.
-
-// wsConn is a client WebSocket connection.
-type wsConn struct {
-	conn net.Conn
-	br   *bufio.Reader
-	wmu  sync.Mutex
-}
-
-func dialWS(ctx context.Context, rawURL string) (*wsConn, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	if u.Scheme != "ws" {
-		return nil, fmt.Errorf("only ws:// is supported, got %s", u.Scheme)
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", u.Host)
-	if err != nil {
-		return nil, err
-	}
-	keyBytes := make([]byte, 16)
-	_, _ = rand.Read(keyBytes)
-	key := base64.StdEncoding.EncodeToString(keyBytes)
-	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	if _, err := io.WriteString(conn, req); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("websocket handshake: %w", err)
-	}
-	resp.Body.Close()
-	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
-		conn.Close()
-		return nil, fmt.Errorf("websocket handshake refused: %s", resp.Status)
-	}
-	_ = conn.SetDeadline(time.Time{})
-	return &wsConn{conn: conn, br: br}, nil
-}
-
-func (c *wsConn) writeFrame(opcode byte, payload []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	hdr := []byte{0x80 | opcode}
-	n := len(payload)
-	switch {
-	case n < 126:
-		hdr = append(hdr, 0x80|byte(n))
-	case n <= 0xffff:
-		hdr = append(hdr, 0x80|126)
-		hdr = binary.BigEndian.AppendUint16(hdr, uint16(n))
-	default:
-		hdr = append(hdr, 0x80|127)
-		hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
-	}
-	var mask [4]byte
-	_, _ = rand.Read(mask[:])
-	hdr = append(hdr, mask[:]...)
-	buf := make([]byte, len(hdr)+n)
-	copy(buf, hdr)
-	for i, b := range payload {
-		buf[len(hdr)+i] = b ^ mask[i%4]
-	}
-	_, err := c.conn.Write(buf)
-	return err
-}
-
-// readMessage returns the next text or binary message, answering pings.
-func (c *wsConn) readMessage() ([]byte, error) {
-	var msg []byte
-	for {
-		var h [2]byte
-		if _, err := io.ReadFull(c.br, h[:]); err != nil {
-			return nil, err
-		}
-		fin, opcode := h[0]&0x80 != 0, h[0]&0x0f
-		n := uint64(h[1] & 0x7f)
-		switch n {
-		case 126:
-			var b [2]byte
-			if _, err := io.ReadFull(c.br, b[:]); err != nil {
-				return nil, err
-			}
-			n = uint64(binary.BigEndian.Uint16(b[:]))
-		case 127:
-			var b [8]byte
-			if _, err := io.ReadFull(c.br, b[:]); err != nil {
-				return nil, err
-			}
-			n = binary.BigEndian.Uint64(b[:])
-		}
-		if n > 64<<20 {
-			return nil, fmt.Errorf("websocket frame of %d bytes is too large", n)
-		}
-		var mask []byte
-		if h[1]&0x80 != 0 {
-			mask = make([]byte, 4)
-			if _, err := io.ReadFull(c.br, mask); err != nil {
-				return nil, err
-			}
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(c.br, payload); err != nil {
-			return nil, err
-		}
-		if mask != nil {
-			for i := range payload {
-				payload[i] ^= mask[i%4]
-			}
-		}
-		switch opcode {
-		case 0x8:
-			_ = c.writeFrame(0x8, nil)
-			return nil, io.EOF
-		case 0x9:
-			if err := c.writeFrame(0xA, payload); err != nil {
-				return nil, err
-			}
-			continue
-		case 0xA:
-			continue
-		}
-		msg = append(msg, payload...)
-		if fin {
-			return msg, nil
-		}
-	}
-}
-
-func (c *wsConn) Close() error { return c.conn.Close() }
-
-// cdp is a DevTools protocol session on one page target.
-type cdp struct {
+// Session is a DevTools protocol session on one page target. It is safe
+// for concurrent use.
+type Session struct {
 	ws     *wsConn
 	mu     sync.Mutex
 	nextID int64
-	wait   map[int64]chan cdpReply
+	wait   map[int64]chan reply
 	done   chan struct{}
 	err    error
 	logs   []string // console messages and exceptions of the page
 }
 
-type cdpReply struct {
+type reply struct {
 	Result json.RawMessage `json:"result"`
 	Error  *struct {
 		Code    int    `json:"code"`
@@ -187,13 +38,13 @@ type cdpReply struct {
 	} `json:"error"`
 }
 
-func newCDP(ws *wsConn) *cdp {
-	c := &cdp{ws: ws, wait: map[int64]chan cdpReply{}, done: make(chan struct{})}
+func newSession(ws *wsConn) *Session {
+	c := &Session{ws: ws, wait: map[int64]chan reply{}, done: make(chan struct{})}
 	go c.readLoop()
 	return c
 }
 
-func (c *cdp) readLoop() {
+func (c *Session) readLoop() {
 	defer close(c.done)
 	for {
 		msg, err := c.ws.readMessage()
@@ -207,7 +58,7 @@ func (c *cdp) readLoop() {
 			ID     int64           `json:"id"`
 			Method string          `json:"method"`
 			Params json.RawMessage `json:"params"`
-			cdpReply
+			reply
 		}
 		if json.Unmarshal(msg, &m) != nil {
 			continue
@@ -221,13 +72,13 @@ func (c *cdp) readLoop() {
 		delete(c.wait, m.ID)
 		c.mu.Unlock()
 		if ch != nil {
-			ch <- m.cdpReply
+			ch <- m.reply
 		}
 	}
 }
 
 // event keeps the page's console output and uncaught exceptions.
-func (c *cdp) event(method string, params json.RawMessage) {
+func (c *Session) event(method string, params json.RawMessage) {
 	var line string
 	switch method {
 	case "Runtime.consoleAPICalled":
@@ -278,19 +129,20 @@ func (c *cdp) event(method string, params json.RawMessage) {
 	c.mu.Unlock()
 }
 
-// pageLogs returns the page's console output and exceptions so far.
-func (c *cdp) pageLogs() []string {
+// PageLogs returns the page's console output and exceptions so far.
+func (c *Session) PageLogs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]string(nil), c.logs...)
 }
 
-// call sends a command and decodes its result into out (which may be nil).
-func (c *cdp) call(ctx context.Context, method string, params any, out any) error {
+// Call sends a DevTools command and decodes its result into out (which
+// may be nil).
+func (c *Session) Call(ctx context.Context, method string, params any, out any) error {
 	c.mu.Lock()
 	c.nextID++
 	id := c.nextID
-	ch := make(chan cdpReply, 1)
+	ch := make(chan reply, 1)
 	c.wait[id] = ch
 	c.mu.Unlock()
 	msg, err := json.Marshal(map[string]any{"id": id, "method": method, "params": params})
@@ -316,9 +168,9 @@ func (c *cdp) call(ctx context.Context, method string, params any, out any) erro
 	}
 }
 
-// eval evaluates a JavaScript expression in the page (awaiting a promise)
-// and decodes its JSON value into out.
-func (c *cdp) eval(ctx context.Context, expr string, out any) error {
+// Eval evaluates a JavaScript expression in the page (awaiting a promise)
+// and decodes its JSON value into out (which may be nil).
+func (c *Session) Eval(ctx context.Context, expr string, out any) error {
 	var r struct {
 		Result struct {
 			Value json.RawMessage `json:"value"`
@@ -330,7 +182,7 @@ func (c *cdp) eval(ctx context.Context, expr string, out any) error {
 			} `json:"exception"`
 		} `json:"exceptionDetails"`
 	}
-	err := c.call(ctx, "Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true, "awaitPromise": true}, &r)
+	err := c.Call(ctx, "Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true, "awaitPromise": true}, &r)
 	if err != nil {
 		return err
 	}
@@ -343,24 +195,24 @@ func (c *cdp) eval(ctx context.Context, expr string, out any) error {
 	return nil
 }
 
-// screenshot writes a PNG of the whole page to path.
-func (c *cdp) screenshot(ctx context.Context, path string, width int) error {
+// Screenshot writes a PNG of the whole page, width CSS pixels wide, to path.
+func (c *Session) Screenshot(ctx context.Context, path string, width int) error {
 	var m struct {
 		CSSContentSize struct {
 			Height float64 `json:"height"`
 		} `json:"cssContentSize"`
 	}
-	if err := c.call(ctx, "Page.getLayoutMetrics", nil, &m); err != nil {
+	if err := c.Call(ctx, "Page.getLayoutMetrics", nil, &m); err != nil {
 		return err
 	}
 	h := int(m.CSSContentSize.Height) + 1
-	if err := c.call(ctx, "Emulation.setDeviceMetricsOverride", map[string]any{"width": width, "height": h, "deviceScaleFactor": 1, "mobile": false}, nil); err != nil {
+	if err := c.Call(ctx, "Emulation.setDeviceMetricsOverride", map[string]any{"width": width, "height": h, "deviceScaleFactor": 1, "mobile": false}, nil); err != nil {
 		return err
 	}
 	var shot struct {
 		Data string `json:"data"`
 	}
-	if err := c.call(ctx, "Page.captureScreenshot", map[string]any{"format": "png"}, &shot); err != nil {
+	if err := c.Call(ctx, "Page.captureScreenshot", map[string]any{"format": "png"}, &shot); err != nil {
 		return err
 	}
 	png, err := base64.StdEncoding.DecodeString(shot.Data)
@@ -372,11 +224,12 @@ func (c *cdp) screenshot(ctx context.Context, path string, width int) error {
 
 var devtoolsLine = regexp.MustCompile(`DevTools listening on (ws://\S+)`)
 
-// startChromium launches headless Chromium and returns a DevTools session
-// on its blank page. It skips the test when Chromium is missing outside
-// CI and fails under CI=true. The browser and its profile are removed in
-// t.Cleanup.
-func startChromium(t *testing.T, ctx context.Context) *cdp {
+// Start launches headless Chromium and returns a DevTools session on its
+// blank page, ready for Navigate. It skips the test when Chromium is
+// missing outside CI and fails it under CI=true. The browser and its
+// profile are removed in t.Cleanup, and a failed test logs the browser's
+// output and the page's console.
+func Start(ctx context.Context, t testing.TB) *Session {
 	t.Helper()
 	bin := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -489,29 +342,37 @@ func startChromium(t *testing.T, ctx context.Context) *cdp {
 		t.Fatalf("connecting to chromium's page: %v", err)
 	}
 	t.Cleanup(func() { ws.Close() })
-	c := newCDP(ws)
+	c := newSession(ws)
 	for _, m := range []string{"Page.enable", "Runtime.enable", "Log.enable"} {
-		if err := c.call(ctx, m, nil, nil); err != nil {
+		if err := c.Call(ctx, m, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("page console:\n%s", strings.Join(c.pageLogs(), "\n"))
+			t.Logf("page console:\n%s", strings.Join(c.PageLogs(), "\n"))
 		}
 	})
 	return c
 }
 
-// poll evaluates expr until it returns true or ctx ends; it returns the
-// last error or value seen for the failure message.
-func (c *cdp) poll(ctx context.Context, expr string) error {
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+// DefaultPoll is how long Poll waits for an expression to hold.
+const DefaultPoll = 20 * time.Second
+
+// Poll evaluates expr until it returns true, for at most DefaultPoll or
+// until ctx ends; its error carries the last error or value seen.
+func (c *Session) Poll(ctx context.Context, expr string) error {
+	return c.PollWithin(ctx, DefaultPoll, expr)
+}
+
+// PollWithin is Poll with its own time limit.
+func (c *Session) PollWithin(ctx context.Context, within time.Duration, expr string) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	var last any
 	for {
 		var v any
-		err := c.eval(ctx, expr, &v)
+		err := c.Eval(ctx, expr, &v)
 		if err == nil && v == true {
 			return nil
 		}
@@ -528,19 +389,19 @@ func (c *cdp) poll(ctx context.Context, expr string) error {
 	}
 }
 
-// screenshotOf writes a PNG of the element matching selector to path.
-func (c *cdp) screenshotOf(ctx context.Context, path, selector string) error {
+// ScreenshotOf writes a PNG of the element matching selector to path.
+func (c *Session) ScreenshotOf(ctx context.Context, path, selector string) error {
 	var r struct{ X, Y, W, H float64 }
 	expr := fmt.Sprintf(`(() => { const b = document.querySelector(%q).getBoundingClientRect();
 		return {X: b.left + scrollX, Y: b.top + scrollY, W: b.width, H: b.height}; })()`, selector)
-	if err := c.eval(ctx, expr, &r); err != nil {
+	if err := c.Eval(ctx, expr, &r); err != nil {
 		return err
 	}
 	var shot struct {
 		Data string `json:"data"`
 	}
 	clip := map[string]any{"x": r.X, "y": r.Y, "width": r.W, "height": r.H, "scale": 1}
-	if err := c.call(ctx, "Page.captureScreenshot", map[string]any{"format": "png", "clip": clip, "captureBeyondViewport": true}, &shot); err != nil {
+	if err := c.Call(ctx, "Page.captureScreenshot", map[string]any{"format": "png", "clip": clip, "captureBeyondViewport": true}, &shot); err != nil {
 		return err
 	}
 	png, err := base64.StdEncoding.DecodeString(shot.Data)
@@ -548,4 +409,19 @@ func (c *cdp) screenshotOf(ctx context.Context, path, selector string) error {
 		return err
 	}
 	return os.WriteFile(path, png, 0o644)
+}
+
+// Navigate loads url in the page. It returns once the navigation is under
+// way; Poll for what the page should show.
+func (c *Session) Navigate(ctx context.Context, url string) error {
+	var r struct {
+		ErrorText string `json:"errorText"`
+	}
+	if err := c.Call(ctx, "Page.navigate", map[string]any{"url": url}, &r); err != nil {
+		return err
+	}
+	if r.ErrorText != "" {
+		return fmt.Errorf("navigating to %s: %s", url, r.ErrorText)
+	}
+	return nil
 }
