@@ -1,0 +1,173 @@
+package ec2local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/tideops/tide/cloud/ec2test"
+	"github.com/tideops/tide/cloud/local"
+	"github.com/tideops/tide/fleet"
+)
+
+// TagInstanceID is the local-cloud tag naming the EC2 instance a host backs.
+const TagInstanceID = "ec2local:instance-id"
+
+// Backend is an ec2test.Backend whose hosts are local-cloud hosts. It is
+// safe for concurrent use.
+type Backend struct {
+	cloud *local.Provider
+	api   http.Handler // the server hosts tag their instances through
+	run   string       // keeps client tokens apart from earlier runs' hosts
+	mu    sync.Mutex
+	hosts map[string]string // EC2 instance id -> local instance id
+}
+
+var _ ec2test.Backend = (*Backend)(nil)
+
+// NewServer returns an EC2 test server (opts.Backend is replaced) whose
+// instances are hosts of cloud, and its backend.
+func NewServer(opts ec2test.Options, cloud *local.Provider) (*ec2test.Server, *Backend) {
+	b := &Backend{cloud: cloud, run: randomHex(), hosts: map[string]string{}}
+	opts.Backend = b
+	s := ec2test.NewServer(opts)
+	b.api = s
+	return s, b
+}
+
+// Start launches a local host for instance id. The host tags its instance
+// with its data path (local.TagDataPath: LABEL and the applications go there
+// rather than in this machine's /mnt), as an instance's user data would
+// with `aws ec2 create-tags`. The address comes later, through Address.
+func (b *Backend) Start(ctx context.Context, id string, spec fleet.LaunchSpec) (string, error) {
+	spec.ClientToken = b.run + ":" + id
+	spec.Tags = maps.Clone(spec.Tags)
+	if spec.Tags == nil {
+		spec.Tags = map[string]string{}
+	}
+	spec.Tags[TagInstanceID] = id
+	inst, err := b.cloud.Launch(ctx, spec)
+	if err != nil {
+		return "", err // *fleet.InsufficientCapacityError stays one for the server
+	}
+	b.mu.Lock()
+	b.hosts[id] = inst.ID
+	b.mu.Unlock()
+	if err := b.tag(ctx, id, local.TagDataPath, inst.Tags[local.TagDataPath]); err != nil {
+		_ = b.Stop(context.WithoutCancel(ctx), id)
+		return "", err
+	}
+	return "", nil
+}
+
+// tag sets one tag on an instance through the server's CreateTags. The
+// request carries a placeholder signature: ec2test checks that requests
+// are signed, not the signatures.
+func (b *Backend) tag(ctx context.Context, id, key, value string) error {
+	form := url.Values{"Action": {"CreateTags"}, "Version": {"2016-11-15"},
+		"ResourceId.1": {id}, "Tag.1.Key": {key}, "Tag.1.Value": {value}}
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=ec2local/host")
+	rec := httptest.NewRecorder()
+	b.api.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return fmt.Errorf("tagging %s: %s", id, rec.Body.String())
+	}
+	return nil
+}
+
+// Address returns the host's address once it has booted and listens.
+func (b *Backend) Address(ctx context.Context, id string) (string, bool) {
+	inst, ok := b.instance(ctx, id)
+	if !ok || inst.State != fleet.StateRunning || inst.Address == "" {
+		return "", false
+	}
+	return inst.Address, true
+}
+
+// ConsoleOutput returns the host's console: its SSH host key fingerprints
+// in cloud-init's block, "" before it has booted.
+func (b *Backend) ConsoleOutput(ctx context.Context, id string) (string, error) {
+	b.mu.Lock()
+	lid, ok := b.hosts[id]
+	b.mu.Unlock()
+	if !ok {
+		return "", nil
+	}
+	fps, err := b.cloud.HostKeyFingerprints(ctx, lid)
+	if err != nil || len(fps) == 0 {
+		return "", err
+	}
+	host := "ip-" + id
+	if inst, ok := b.instance(ctx, id); ok && inst.Address != "" {
+		host = "ip-" + strings.ReplaceAll(inst.Address, ".", "-")
+	}
+	return "[    0.000000] Linux version 6.1.0 (tide local cloud " + lid + ")\n" +
+		ec2test.HostKeyConsole(host, fps), nil
+}
+
+// Stop terminates the host; an unknown or terminated one is no error.
+func (b *Backend) Stop(ctx context.Context, id string) error {
+	b.mu.Lock()
+	lid, ok := b.hosts[id]
+	b.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if err := b.cloud.Terminate(ctx, lid); err != nil && !fleet.IsNotFound(err) {
+		return err
+	}
+	b.mu.Lock()
+	delete(b.hosts, id)
+	b.mu.Unlock()
+	return nil
+}
+
+// StopAll terminates every local host that backs an EC2 instance, this
+// backend's and those an earlier run left (the server's view of them died
+// with it), and returns how many it stopped.
+func (b *Backend) StopAll(ctx context.Context) (int, error) {
+	insts, err := b.cloud.List(ctx, "")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, in := range insts {
+		if in.Tags[TagInstanceID] == "" {
+			continue
+		}
+		if err := b.cloud.Terminate(ctx, in.ID); err != nil && !fleet.IsNotFound(err) {
+			return n, err
+		}
+		n++
+	}
+	b.mu.Lock()
+	clear(b.hosts)
+	b.mu.Unlock()
+	return n, nil
+}
+
+func (b *Backend) instance(ctx context.Context, id string) (fleet.Instance, bool) {
+	b.mu.Lock()
+	lid, ok := b.hosts[id]
+	b.mu.Unlock()
+	if !ok {
+		return fleet.Instance{}, false
+	}
+	inst, err := b.cloud.Instance(ctx, lid)
+	return inst, err == nil
+}
+
+func randomHex() string {
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	return hex.EncodeToString(r[:])
+}

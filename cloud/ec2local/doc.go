@@ -1,0 +1,14 @@
+// Package ec2local backs the EC2 wire-protocol test server (cloud/ec2test)
+// with local-cloud hosts (cloud/local), so that tide's whole launch pipeline,
+// SSH included, runs through the real aws-sdk-go-v2 client offline: in tests
+// and in `tide ec2-demo`.
+//
+// An EC2 instance of the server is one detached local host: it gets its
+// address (reported as the instance's privateIpAddress) once it has booted
+// and serves SSH on the local cloud's port, and its console carries its host
+// key fingerprints in the block cloud-init prints on EC2, so tide verifies
+// keys from GetConsoleOutput as it does on AWS.
+//
+// ec2local imports only cloud/ec2test, cloud/local and fleet from tide; it
+// must not depend on the deployer, the scheduler or cloud/aws.
+package ec2local
