@@ -361,3 +361,14 @@ func (f *Fleet) dataPath(inst fleet.Instance) string {
 	}
 	return f.o.DataPath
 }
+
+// Connect dials one of the fleet's hosts that is already up (for tide
+// deploy and status), retrying for at most the removal SSH timeout and
+// verifying its host key as the pipeline does.
+func (f *Fleet) Connect(ctx context.Context, inst fleet.Instance) (Host, error) {
+	h, err := f.connect(ctx, inst, f.t.SSHRemove)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s at %s: %w", instanceLabel(inst), inst.Address, err)
+	}
+	return h, nil
+}

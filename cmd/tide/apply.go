@@ -16,6 +16,7 @@ import (
 
 	"github.com/tideops/tide/clock"
 	"github.com/tideops/tide/config"
+	"github.com/tideops/tide/converge"
 	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/scheduler"
 )
@@ -33,7 +34,8 @@ progress live; otherwise each step is a log line. Exits 1 with a per-host
 summary when any host failed.`
 
 const statusHelp = `Lists the fleet's hosts: label, role, instance, address, zone, state,
-revision, processes and age. It asks the cloud and the label cache only.`
+revision and processes per application (read from each running host over
+SSH; "?" when it does not answer) and age.`
 
 const downHelp = `Removes every host of the fleet (static hosts excepted), highest label
 first within each role, each through the removal hook.`
@@ -47,6 +49,11 @@ type fleetCmd struct {
 	// metrics around every cloud call); nil leaves it as it is.
 	wrapCloud    func(deployer.Cloud) deployer.Cloud
 	wrapHostKeys func(deployer.HostKeys) deployer.HostKeys
+
+	// Set by openSchedule: the absolute state directory and the
+	// converger the fleet deploys and drains with (deploy.go).
+	stateDirAbs string
+	conv        *converge.Converger
 }
 
 func fleetFlags(fs *flag.FlagSet, e *env) *fleetCmd {
@@ -97,7 +104,7 @@ func (c *fleetCmd) openSchedule(ctx context.Context, e *env, s *config.Schedule,
 			closer.Close()
 		}
 	}
-	p, err := buildCloud(ctx, s, stateDir, signers[0], log)
+	p, err := buildCloud(ctx, s, stateDir, signers[0], e.Getenv, log)
 	if err == nil && len(signers) > 1 && p.Name == "local" {
 		err = fmt.Errorf("local cloud: want one ssh key, got %d", len(signers))
 	}
@@ -116,6 +123,12 @@ func (c *fleetCmd) openSchedule(ctx context.Context, e *env, s *config.Schedule,
 	if c.wrapHostKeys != nil && p.HostKeys != nil {
 		p.HostKeys = c.wrapHostKeys(p.HostKeys)
 	}
+	conv, peers, err := openConverger(ctx, e, s, stateDir, p.Name, log)
+	if err != nil {
+		close()
+		return nil, nil, err
+	}
+	c.stateDirAbs, c.conv = stateDir, conv
 	roles := make([]deployer.Role, 0, len(s.Roles))
 	for _, r := range s.Roles {
 		roles = append(roles, deployer.Role{Name: r.Name, Type: r.InstanceType, Image: s.Cloud.Image, Zones: r.Zones, Fixed: p.Fixed})
@@ -130,6 +143,8 @@ func (c *fleetCmd) openSchedule(ctx context.Context, e *env, s *config.Schedule,
 		DataPath:    s.DataPath,
 		Concurrency: *c.concurrency,
 		Progress:    progress,
+		Deployer:    conv,
+		Drainer:     conv,
 		Clock:       clock.Real{},
 		Logger:      log,
 		Timeouts:    deployer.Timeouts{SSH: s.SSH.Deadline.D()},
@@ -138,6 +153,7 @@ func (c *fleetCmd) openSchedule(ctx context.Context, e *env, s *config.Schedule,
 		close()
 		return nil, nil, err
 	}
+	peers.set(f)
 	return f, close, nil
 }
 
@@ -253,7 +269,7 @@ func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	if err := c.check(); err != nil {
 		return err
 	}
-	_, f, closeFn, err := c.open(ctx, e, nil, e.Logger)
+	s, f, closeFn, err := c.open(ctx, e, nil, e.Logger)
 	if err != nil {
 		return err
 	}
@@ -262,6 +278,7 @@ func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	if err != nil {
 		return err
 	}
+	revs, procs := hostColumns(ctx, s, f, hosts, *c.concurrency)
 	if *c.output == "json" {
 		type row struct {
 			deployer.HostStatus
@@ -269,8 +286,8 @@ func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 			Processes string `json:"processes"`
 		}
 		rows := make([]row, 0, len(hosts))
-		for _, h := range hosts {
-			rows = append(rows, row{HostStatus: h, Revision: "-", Processes: "-"})
+		for i, h := range hosts {
+			rows = append(rows, row{HostStatus: h, Revision: revs[i], Processes: procs[i]})
 		}
 		enc := json.NewEncoder(e.Stdout)
 		enc.SetIndent("", "  ")
@@ -278,12 +295,12 @@ func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	}
 	tw := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LABEL\tROLE\tINSTANCE\tADDRESS\tZONE\tSTATE\tREVISION\tPROCESSES\tAGE")
-	for _, h := range hosts {
+	for i, h := range hosts {
 		label := dash(h.Label)
 		if !h.Labelled && h.Label != "" {
 			label += "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t-\t-\t%s\n", label, dash(h.Role), h.InstanceID, dash(h.Address), dash(h.Zone), h.State, age(h.Age))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", label, dash(h.Role), h.InstanceID, dash(h.Address), dash(h.Zone), h.State, revs[i], procs[i], age(h.Age))
 	}
 	tw.Flush()
 	fmt.Fprintf(e.Stdout, "%d hosts (* label from the tag only: not yet written on the host)\n", len(hosts))

@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tideops/tide/config"
+	"github.com/tideops/tide/converge"
+	"github.com/tideops/tide/deployer"
+	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/objstore/dir"
+	"github.com/tideops/tide/objstore/s3"
+)
+
+func init() {
+	register(command{Name: "deploy", Summary: "roll a new revision through the fleet's hosts", Run: runDeploy})
+	register(command{Name: "rollback", Summary: "return an application's hosts to the previous release", Run: runRollback})
+}
+
+const deployHelp = `Rolls a revision of an application (every application without --app)
+through the hosts that run it: role by role, at most --batch hosts of a role
+at a time, stopping at the first failure (the hosts not reached are left as
+they were and listed as untouched). Without --revision the schedule file's
+revision is rolled out.
+
+Once every host took the revision it is recorded in the state directory
+(fleets/NAME/revisions.json): later applies and the service converge new
+hosts to it rather than to the schedule file's revision, until the file
+names another revision than it did at the deploy. A deploy that stops
+records nothing: the next apply returns its hosts to the recorded revision.
+
+Backups of stateful roles go to TIDE_BACKUP_STORE (s3://bucket/prefix or a
+directory); by default, on the local and static clouds, STATE_DIR/backups.`
+
+const rollbackHelp = `Returns every host of an application to the previous release: the
+revision the last tide deploy replaced, else the one before current in the
+first host's history. Hosts switch current back and restart the
+application's processes (the release is deployed again where it is gone).
+The rolled-back revision is recorded as the deploy's is.`
+
+// deployFlags are deploy's and rollback's flags.
+type deployFlags struct {
+	*fleetCmd
+	app, revision *string
+	batch         *int
+}
+
+func newDeployFlags(fs *flag.FlagSet, e *env, withRevision bool) *deployFlags {
+	d := &deployFlags{fleetCmd: fleetFlags(fs, e), app: fs.String("app", "", "application (default: all for deploy)")}
+	if withRevision {
+		d.revision = fs.String("revision", "", "revision to roll out (requires --app when the schedule has several applications)")
+	}
+	d.batch = fs.Int("batch", 1, "hosts of a role deployed at once")
+	return d
+}
+
+func runDeploy(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	d := newDeployFlags(fs, e, true)
+	if err := parseFlags(fs, args, deployHelp); err != nil {
+		return err
+	}
+	if err := d.check(); err != nil {
+		return err
+	}
+	s, f, closeFn, err := d.open(ctx, e, nil, e.Logger)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	apps, err := selectApps(s, *d.app, *d.revision != "")
+	if err != nil {
+		return err
+	}
+	revs := map[string]string{}
+	for _, a := range apps {
+		revs[a] = *d.revision
+		if revs[a] == "" {
+			sa, _ := s.Application(a)
+			revs[a] = sa.Revision
+		}
+	}
+	return d.rollout(ctx, e, s, f, revs, "deploy")
+}
+
+func runRollback(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	d := newDeployFlags(fs, e, false)
+	if err := parseFlags(fs, args, rollbackHelp); err != nil {
+		return err
+	}
+	if err := d.check(); err != nil {
+		return err
+	}
+	if *d.app == "" {
+		return errors.New("--app is required")
+	}
+	s, f, closeFn, err := d.open(ctx, e, nil, e.Logger)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if _, ok := s.Application(*d.app); !ok {
+		return fmt.Errorf("--app: no application %q in %s", *d.app, s.File)
+	}
+	revs, err := converge.LoadRevisions(converge.RevisionsPath(d.stateDirAbs, s.Name))
+	if err != nil {
+		return err
+	}
+	target := revs.Apps[*d.app].Previous
+	if cur := d.conv.Revision(*d.app); target == "" || target == cur {
+		target, err = previousOnHosts(ctx, s, f, *d.app, cur)
+		if err != nil {
+			return err
+		}
+	}
+	return d.rollout(ctx, e, s, f, map[string]string{*d.app: target}, "rollback")
+}
+
+// selectApps returns the applications a deploy covers.
+func selectApps(s *config.Schedule, app string, revision bool) ([]string, error) {
+	if app != "" {
+		if _, ok := s.Application(app); !ok {
+			return nil, fmt.Errorf("--app: no application %q in %s", app, s.File)
+		}
+		return []string{app}, nil
+	}
+	if revision && len(s.Applications) != 1 {
+		return nil, errors.New("--revision needs --app: the schedule has several applications")
+	}
+	var out []string
+	for _, a := range s.Applications {
+		out = append(out, a.Name)
+	}
+	return out, nil
+}
+
+// fleetHosts lists the fleet's running, labelled hosts.
+func fleetHosts(ctx context.Context, f *deployer.Fleet) ([]fleet.Instance, error) {
+	hs, err := f.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []fleet.Instance
+	for _, h := range hs {
+		if h.State != fleet.StateRunning || h.Label == "" || h.Address == "" {
+			continue
+		}
+		in := h.Instance
+		in.Label, in.Role = h.Label, h.Role
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+// previousOnHosts finds the release before cur in the history of the
+// first host that has one.
+func previousOnHosts(ctx context.Context, s *config.Schedule, f *deployer.Fleet, app, cur string) (string, error) {
+	hosts, err := fleetHosts(ctx, f)
+	if err != nil {
+		return "", err
+	}
+	roles := s.RolesOf(app)
+	for _, in := range hosts {
+		if !contains(roles, in.Role) {
+			continue
+		}
+		h, err := f.Connect(ctx, in)
+		if err != nil {
+			return "", err
+		}
+		st, err := converge.Inspect(ctx, h, converge.DataPath(s, in))
+		h.Close()
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", in.Label, err)
+		}
+		if as, ok := st.App(app); ok {
+			if prev, ok := as.Previous(); ok {
+				return prev, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no previous release of %s: none recorded and no host has one", app)
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// rollout rolls revs through the fleet and records them when every host
+// took them.
+func (d *deployFlags) rollout(ctx context.Context, e *env, s *config.Schedule, f *deployer.Fleet, revs map[string]string, what string) error {
+	conv := d.conv
+	apps := make([]string, 0, len(revs))
+	for app, rev := range revs {
+		var err error
+		if conv, err = conv.WithRevision(app, rev); err != nil {
+			return err
+		}
+		apps = append(apps, app)
+	}
+	sort.Strings(apps)
+	hosts, err := fleetHosts(ctx, f)
+	if err != nil {
+		return err
+	}
+	res, rerr := conv.Rollout(ctx, f, hosts, apps, *d.batch)
+	if *d.output == "json" {
+		enc := json.NewEncoder(e.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Revisions map[string]string        `json:"revisions"`
+			Hosts     []converge.RolloutResult `json:"hosts"`
+		}{revs, res}); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "LABEL\tROLE\tINSTANCE\tRESULT\tDETAIL")
+		for _, r := range res {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Label, r.Role, r.InstanceID, r.Status, r.Error)
+		}
+		tw.Flush()
+		var parts []string
+		for _, a := range apps {
+			parts = append(parts, a+" "+revs[a])
+		}
+		fmt.Fprintf(e.Stdout, "%s %s: %d hosts\n", what, strings.Join(parts, ", "), len(res))
+	}
+	if rerr != nil {
+		fmt.Fprintf(e.Stderr, "tide %s: %v\n", what, rerr)
+		return exitError{1}
+	}
+	path := converge.RevisionsPath(d.stateDirAbs, s.Name)
+	rec, err := converge.LoadRevisions(path)
+	if err != nil {
+		return err
+	}
+	eff := rec.Effective(s)
+	for _, a := range apps {
+		sa, _ := s.Application(a)
+		prev := eff[a]
+		if prev == revs[a] {
+			prev = rec.Apps[a].Previous
+		}
+		rec.Apps[a] = converge.Deployed{Revision: revs[a], Previous: prev, ScheduleRevision: sa.Revision, At: time.Now().UTC()}
+	}
+	return rec.Save(path)
+}
+
+// openConverger builds the converger of a schedule: the revisions tide
+// deploy recorded, the backup store, an S3 presigner when an artifact is
+// on S3, and .Hosts from the fleet (set once the fleet exists).
+func openConverger(ctx context.Context, e *env, s *config.Schedule, stateDir, cloudName string, log *slog.Logger) (*converge.Converger, *peers, error) {
+	revs, err := converge.LoadRevisions(converge.RevisionsPath(stateDir, s.Name))
+	if err != nil {
+		return nil, nil, err
+	}
+	o := converge.Options{Schedule: s, Revisions: revs.Effective(s), FetchCAFile: e.Getenv("TIDE_FETCH_CA_FILE"), Logger: log}
+	var client *s3.Client
+	s3Client := func() (*s3.Client, error) {
+		if client != nil {
+			return client, nil
+		}
+		var err error
+		endpoint := e.Getenv("AWS_ENDPOINT_URL_S3")
+		client, err = s3.New(ctx, s3.Options{Region: s.Cloud.Region, Endpoint: endpoint, PathStyle: endpoint != ""})
+		return client, err
+	}
+	switch loc := e.Getenv("TIDE_BACKUP_STORE"); {
+	case strings.HasPrefix(loc, "s3://"):
+		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(loc, "s3://"), "/")
+		c, err := s3Client()
+		if err != nil {
+			return nil, nil, err
+		}
+		o.Store = c.Store(bucket, prefix)
+	case loc != "":
+		st, err := dir.New(loc)
+		if err != nil {
+			return nil, nil, err
+		}
+		o.Store = st
+	case cloudName == "local" || cloudName == "static":
+		st, err := dir.New(filepath.Join(stateDir, "backups"))
+		if err != nil {
+			return nil, nil, err
+		}
+		o.Store = st
+	}
+	for _, a := range s.Applications {
+		if a.Artifact.S3 != "" {
+			c, err := s3Client()
+			if err != nil {
+				return nil, nil, err
+			}
+			o.Presigner = c
+			break
+		}
+	}
+	p := &peers{}
+	o.Peers = p.addresses
+	conv, err := converge.New(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conv, p, nil
+}
+
+// peers gives templates the fleet's addresses per role.
+type peers struct {
+	mu sync.Mutex
+	f  *deployer.Fleet
+}
+
+func (p *peers) set(f *deployer.Fleet) {
+	p.mu.Lock()
+	p.f = f
+	p.mu.Unlock()
+}
+
+func (p *peers) addresses(ctx context.Context) (map[string][]string, error) {
+	p.mu.Lock()
+	f := p.f
+	p.mu.Unlock()
+	if f == nil {
+		return nil, nil
+	}
+	hosts, err := fleetHosts(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, in := range hosts { // Status orders them by role and label number
+		out[in.Role] = append(out[in.Role], in.Address)
+	}
+	return out, nil
+}
+
+// hostColumns reads each running host's applications for tide status:
+// "drp=5.1.0 reports=1.3.0" and "drp=2 reports=1". Hosts that do not
+// answer show "?".
+func hostColumns(ctx context.Context, s *config.Schedule, f *deployer.Fleet, hosts []deployer.HostStatus, concurrency int) (revs, procs []string) {
+	revs, procs = make([]string, len(hosts)), make([]string, len(hosts))
+	sem := make(chan struct{}, max(concurrency, 1))
+	var wg sync.WaitGroup
+	for i, hs := range hosts {
+		revs[i], procs[i] = "-", "-"
+		if hs.State != fleet.StateRunning || hs.Address == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			h, err := f.Connect(ctx, hs.Instance)
+			if err != nil {
+				revs[i], procs[i] = "?", "?"
+				return
+			}
+			defer h.Close()
+			st, err := converge.Inspect(ctx, h, converge.DataPath(s, hs.Instance))
+			if err != nil {
+				revs[i], procs[i] = "?", "?"
+				return
+			}
+			var r, p []string
+			for _, a := range st.Apps {
+				r = append(r, a.Name+"="+dash(a.Revision))
+				p = append(p, fmt.Sprintf("%s=%d", a.Name, a.Running))
+			}
+			if len(r) > 0 {
+				revs[i], procs[i] = strings.Join(r, " "), strings.Join(p, " ")
+			}
+		}()
+	}
+	wg.Wait()
+	return revs, procs
+}
