@@ -306,7 +306,7 @@ func (svc *service) openFleet(ctx context.Context, s *config.Schedule) error {
 	file, stateDir, output, conc := svc.flags.file, svc.flags.stateDir, "text", svc.flags.concurrency
 	c := &fleetCmd{file: &file, stateDir: &stateDir, output: &output, concurrency: &conc,
 		wrapCloud: svc.metrics.Cloud, wrapHostKeys: svc.metrics.HostKeys}
-	fl, closeFn, err := c.openSchedule(ctx, svc.e, s, nil, svc.logger)
+	fl, closeFn, err := c.openSchedule(ctx, svc.e, s, nil, svc.e.Logger) // the deployer names the fleet itself
 	if err != nil {
 		return err
 	}

@@ -55,15 +55,20 @@
     const day = sameDay ? "" : d.toLocaleDateString(undefined, { weekday: "short", day: "numeric", month: "short" }) + " ";
     return day + hhmm(d) + ":" + pad(d.getSeconds());
   }
-  function ago(iso) {
-    const sec = Math.round((Date.now() - new Date(iso).getTime()) / 1000);
+  // The service's clock may differ from this browser's (a clock running
+  // faster for a demonstration, or plain skew): decision times are judged
+  // against the service's own "now", host launch times against the wall.
+  let serviceSkew = 0;
+  function serviceNow() { return Date.now() + serviceSkew; }
+  function ago(iso, now) {
+    const sec = Math.round(((now || Date.now()) - new Date(iso).getTime()) / 1000);
     if (sec < 5) return "just now";
     if (sec < 90) return sec + " s ago";
     if (sec < 5400) return Math.round(sec / 60) + " min ago";
     return Math.round(sec / 3600) + " h ago";
   }
   function until(iso) {
-    const min = Math.round((new Date(iso).getTime() - Date.now()) / 60000);
+    const min = Math.round((new Date(iso).getTime() - serviceNow()) / 60000);
     if (min < 1) return "less than a minute";
     if (min < 120) return min + " min";
     return (min / 60).toFixed(1).replace(/\.0$/, "") + " h";
@@ -179,9 +184,10 @@
       return;
     }
     const parts = [];
+    if (st.now) serviceSkew = new Date(st.now).getTime() - Date.now();
     if (st.last_step) {
-      const age = (Date.now() - new Date(st.last_step).getTime()) / 1000;
-      parts.push(h("span", { class: "dot" + (age > 600 ? " stale" : "") }), "last decision " + ago(st.last_step));
+      const age = (serviceNow() - new Date(st.last_step).getTime()) / 1000;
+      parts.push(h("span", { class: "dot" + (age > 600 ? " stale" : "") }), "last decision " + ago(st.last_step, serviceNow()));
     } else {
       parts.push(h("span", { class: "dot stale" }), "no decision yet");
     }
