@@ -16,9 +16,14 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"time"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/tideops/tide/clock"
 	"github.com/tideops/tide/cloud/aws"
 	"github.com/tideops/tide/cloud/local"
 	"github.com/tideops/tide/cloud/static"
@@ -72,8 +77,9 @@ type provider struct {
 }
 
 // buildCloud builds the provider the schedule's cloud: section names.
-// signer's public key is what local hosts accept.
-func buildCloud(ctx context.Context, s *config.Schedule, stateDir string, signer ssh.Signer, log *slog.Logger) (provider, error) {
+// signer's public key is what local hosts accept. getenv is the command's
+// environment: the aws cloud takes its credentials from it (see awsEnv).
+func buildCloud(ctx context.Context, s *config.Schedule, stateDir string, signer ssh.Signer, getenv func(string) string, log *slog.Logger) (provider, error) {
 	switch s.Cloud.Provider {
 	case "", "local":
 		p, err := local.New(local.Options{
@@ -89,14 +95,18 @@ func buildCloud(ctx context.Context, s *config.Schedule, stateDir string, signer
 		}
 		return provider{Name: "local", Cloud: p, HostKeys: p}, nil
 	case "aws":
-		p, err := aws.New(ctx, aws.Options{
+		opts := aws.Options{
 			Region:           s.Cloud.Region,
 			Endpoint:         s.Cloud.Endpoint,
 			Subnets:          s.Cloud.Subnets,
 			KeyName:          s.Cloud.KeyName,
 			SecurityGroupIDs: s.Cloud.SecurityGroups,
 			Logger:           log,
-		})
+		}
+		if err := awsEnv(&opts, getenv); err != nil {
+			return provider{}, err
+		}
+		p, err := aws.New(ctx, opts)
 		if err != nil {
 			return provider{}, err
 		}
@@ -115,6 +125,33 @@ func buildCloud(ctx context.Context, s *config.Schedule, stateDir string, signer
 		return provider{Name: "static", Cloud: p, Fixed: true}, nil
 	}
 	return provider{}, fmt.Errorf("unknown cloud provider %q", s.Cloud.Provider)
+}
+
+// awsEnv sets what the aws cloud takes from the command's environment
+// rather than from the process's (the SDK's own loading reads the latter;
+// tests give each command an environment of its own):
+//
+//   - AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, when
+//     the first two are set, are the credentials, as the SDK would take them;
+//   - AWS_RETRY_MODE (standard or adaptive) picks the retry mode, which the
+//     SDK would otherwise ignore for tide's own retryer;
+//   - TIDE_AWS_MAX_BACKOFF (a duration, default 20s) bounds the wait between
+//     retries of a failed call (tests and the offline demo set it low).
+func awsEnv(o *aws.Options, getenv func(string) string) error {
+	if id, secret := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
+		o.Credentials = credentials.NewStaticCredentialsProvider(id, secret, getenv("AWS_SESSION_TOKEN"))
+	}
+	if m := getenv("AWS_RETRY_MODE"); m != "" {
+		o.Retry.Mode = sdkaws.RetryMode(m)
+	}
+	if v := getenv("TIDE_AWS_MAX_BACKOFF"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("TIDE_AWS_MAX_BACKOFF: want a positive duration, got %q", v)
+		}
+		o.Retry.MaxBackoff = d
+	}
+	return nil
 }
 
 // sshSetup returns the signers tide authenticates with and the known_hosts
@@ -184,9 +221,13 @@ func stateKey(path string) (ssh.Signer, error) {
 	return remote.LoadIdentity(path)
 }
 
-// newSSHDialer builds the remote dialer for a schedule. Hosts whose cloud
-// prints no host keys (static hosts, images that do not print them) are
-// trusted on first use and pinned in known_hosts from then on.
+// newSSHDialer builds the remote dialer for a schedule. A new host's key
+// must be among the fingerprints its cloud printed on its console (local
+// hosts and EC2 images running cloud-init print them). Static hosts, whose
+// cloud prints nothing, are trusted on first use and pinned in known_hosts
+// from then on; so are aws hosts whose console stayed without fingerprints
+// for half the SSH deadline (images that print none): before that, a host
+// without them is dialled again, as the console may print them late.
 func newSSHDialer(s *config.Schedule, p provider, signers []ssh.Signer, knownHosts string, log *slog.Logger) (sshDialer, error) {
 	u := s.SSH.User
 	if u == "" {
@@ -196,32 +237,84 @@ func newSSHDialer(s *config.Schedule, p provider, signers []ssh.Signer, knownHos
 			u = "tide"
 		}
 	}
-	d, err := remote.NewDialer(remote.Config{
-		User:            u,
-		Signers:         signers,
-		KnownHostsFile:  knownHosts,
-		Port:            s.SSH.Port,
-		Timeout:         s.SSH.Timeout.D(),
-		TrustOnFirstUse: p.Name != "local",
-		Logger:          log,
-	})
+	cfg := remote.Config{
+		User:           u,
+		Signers:        signers,
+		KnownHostsFile: knownHosts,
+		Port:           s.SSH.Port,
+		Timeout:        s.SSH.Timeout.D(),
+		Logger:         log,
+	}
+	d, err := remote.NewDialer(cfg)
 	if err != nil {
 		return sshDialer{}, err
 	}
-	return sshDialer{d: d}, nil
+	a := sshDialer{d: d, portTag: p.Name == "local"}
+	if p.Name != "local" {
+		cfg.TrustOnFirstUse = true
+		if a.tofu, err = remote.NewDialer(cfg); err != nil {
+			return sshDialer{}, err
+		}
+		a.wait = &consoleWait{clock: clock.Real{}, since: map[string]time.Time{}}
+		if p.HostKeys != nil {
+			deadline := s.SSH.Deadline.D()
+			if deadline <= 0 {
+				deadline = config.DefaultSSHDeadline
+			}
+			a.wait.grace = deadline / 2
+		}
+	}
+	return a, nil
 }
 
 // sshDialer adapts remote's Dialer to the deployer: one dial a call, the
-// port from the instance's tide:ssh-port tag when it has one, and host key
-// errors that retrying cannot fix marked with deployer.ErrHostKeyMismatch.
-type sshDialer struct{ d *remote.Dialer }
+// port from the instance's tide:ssh-port tag on the local cloud (elsewhere
+// the schedule's ssh.port), and host key errors that retrying cannot fix
+// marked with deployer.ErrHostKeyMismatch.
+type sshDialer struct {
+	d       *remote.Dialer // known_hosts and the console's fingerprints
+	tofu    *remote.Dialer // the same, trusting on first use; nil: never
+	wait    *consoleWait   // when tofu may be used
+	portTag bool
+}
+
+// consoleWait tracks how long each instance has been dialled with no
+// fingerprints on its console.
+type consoleWait struct {
+	clock clock.Clock
+	grace time.Duration
+	mu    sync.Mutex
+	since map[string]time.Time // instance id -> first dial without fingerprints
+}
+
+// expired reports whether id has waited for fingerprints for the grace.
+func (w *consoleWait) expired(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.clock.Now()
+	first, ok := w.since[id]
+	if !ok {
+		w.since[id], first = now, now
+	}
+	return now.Sub(first) >= w.grace
+}
+
+func (w *consoleWait) done(id string) {
+	w.mu.Lock()
+	delete(w.since, id)
+	w.mu.Unlock()
+}
 
 func (a sshDialer) Dial(ctx context.Context, inst fleet.Instance, expected []string) (deployer.Host, error) {
 	addr := inst.Address
-	if p, err := strconv.Atoi(inst.Tags[local.TagSSHPort]); err == nil && p > 0 {
+	if p, err := strconv.Atoi(inst.Tags[local.TagSSHPort]); a.portTag && err == nil && p > 0 {
 		addr = hostPort(addr, p)
 	}
-	c, err := a.d.Dial(ctx, addr, expected)
+	d := a.d
+	if a.tofu != nil && len(expected) == 0 && a.wait.expired(inst.ID) {
+		d = a.tofu
+	}
+	c, err := d.Dial(ctx, addr, expected)
 	if err != nil {
 		var unknown *remote.UnknownHostKeyError
 		if remote.IsHostKeyError(err) && !(errors.As(err, &unknown) && len(unknown.Expected) == 0) {
@@ -231,6 +324,9 @@ func (a sshDialer) Dial(ctx context.Context, inst fleet.Instance, expected []str
 			return nil, fmt.Errorf("%w: %w", deployer.ErrHostKeyMismatch, err)
 		}
 		return nil, err
+	}
+	if a.wait != nil {
+		a.wait.done(inst.ID)
 	}
 	return sshHost{c}, nil
 }

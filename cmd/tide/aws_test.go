@@ -1,0 +1,417 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/tideops/tide/cloud/ec2local"
+	"github.com/tideops/tide/cloud/ec2test"
+	"github.com/tideops/tide/cloud/local"
+	"github.com/tideops/tide/fleet"
+)
+
+// ec2Env runs tide commands against the aws cloud, through the real SDK,
+// with an EC2 test server whose instances are local-cloud hosts.
+type ec2Env struct {
+	t        *testing.T
+	stateDir string // tide's
+	file     string
+	keyFile  string
+	cloud    *local.Provider // the hosts behind the EC2 instances
+	srv      *ec2test.Server
+	backend  *ec2local.Backend
+	url      string
+}
+
+const ec2Schedule = `name: %s
+cloud:
+  provider: aws
+  region: eu-west-1
+  endpoint: %s
+  image: ami-demo
+ssh:
+  port: 2222
+  identity_file: %s
+  deadline: 1m
+data_path: /mnt
+roles:
+  - name: db
+    instance_type: t3.large
+    min: %d
+    max: 1
+  - name: web
+    instance_type: t3.medium
+    min: %d
+    max: 8
+`
+
+func newEC2Env(t *testing.T, name, network string, wrap func(http.Handler) http.Handler) *ec2Env {
+	t.Helper()
+	dir := t.TempDir()
+	f := &ec2Env{t: t, stateDir: filepath.Join(dir, "state"), file: filepath.Join(dir, "fleet.yaml"),
+		keyFile: filepath.Join(dir, "id_ed25519")}
+	signer, err := stateKey(f.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cloud, err = local.New(local.Options{
+		StateDir:       filepath.Join(dir, "ec2"),
+		Network:        network,
+		Port:           2222,
+		BootDelay:      200 * time.Millisecond,
+		AuthorizedKeys: []ssh.PublicKey{signer.PublicKey()},
+		StopGrace:      3 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := ec2test.DefaultOptions()
+	opts.Region = "eu-west-1"
+	f.srv, f.backend = ec2local.NewServer(opts, f.cloud)
+	var h http.Handler = f.srv
+	if wrap != nil {
+		h = wrap(h)
+	}
+	hs := httptest.NewServer(h)
+	f.url = hs.URL
+	t.Cleanup(func() {
+		hs.Close()
+		// Every host this test started goes, whatever the test did.
+		insts, err := f.cloud.List(context.Background(), "")
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			return
+		}
+		for _, in := range insts {
+			if err := f.cloud.Terminate(context.Background(), in.ID); err != nil && !fleet.IsNotFound(err) {
+				t.Errorf("cleanup: terminating %s: %v", in.ID, err)
+			}
+		}
+	})
+	f.schedule(name, 1, 2)
+	return f
+}
+
+// schedule writes the schedule file with db and web counts.
+func (f *ec2Env) schedule(name string, db, web int) {
+	f.t.Helper()
+	s := fmt.Sprintf(ec2Schedule, name, f.url, f.keyFile, db, web)
+	if err := os.WriteFile(f.file, []byte(s), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// run runs a tide command with an environment of its own: credentials
+// for the SDK, standard retries without long waits, nothing from the
+// process environment.
+func (f *ec2Env) run(ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	f.t.Helper()
+	vars := map[string]string{
+		"TIDE_STATE_DIR":        f.stateDir,
+		"AWS_ACCESS_KEY_ID":     "demo",
+		"AWS_SECRET_ACCESS_KEY": "demo",
+		"AWS_RETRY_MODE":        "standard",
+		"TIDE_AWS_MAX_BACKOFF":  "1ms",
+	}
+	var out, errb syncBuffer
+	e := &env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""),
+		Getenv: func(k string) string { return vars[k] },
+		Logger: slog.New(slog.NewTextHandler(&errb, nil)),
+	}
+	code = run(ctx, e, append(args, "-c", f.file))
+	return code, out.String(), errb.String()
+}
+
+// live returns the instances the EC2 server shows pending or running, by
+// label, once each is backed by exactly one live local host and no local
+// host backs anything else (no orphan): a launch the server is still
+// starting may take a moment to get there.
+func (f *ec2Env) live() []fleet.Instance {
+	f.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, problem := f.observe()
+		if problem == "" {
+			return out
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatal(problem)
+		}
+		select {
+		case <-f.t.Context().Done():
+			f.t.Fatal(f.t.Context().Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (f *ec2Env) observe() ([]fleet.Instance, string) {
+	var out []fleet.Instance
+	backing := map[string]bool{}
+	for _, in := range f.srv.Instances() {
+		if in.State.Live() {
+			out = append(out, in)
+			backing[in.ID] = true
+		}
+	}
+	hosts, err := f.cloud.List(context.Background(), "")
+	if err != nil {
+		return nil, err.Error()
+	}
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		id := h.Tags[ec2local.TagInstanceID]
+		if !h.State.Live() || !backing[id] || seen[id] {
+			return nil, fmt.Sprintf("local host %s (%s) backs no live instance of its own (instance %q)", h.ID, h.State, id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != len(backing) {
+		return nil, fmt.Sprintf("%d live instances, %d local hosts behind them", len(backing), len(seen))
+	}
+	slices.SortFunc(out, func(a, b fleet.Instance) int { return strings.Compare(a.Label, b.Label) })
+	return out, ""
+}
+
+// checkHosts checks that the live instances are exactly labels, each with
+// its LABEL file written on its host.
+func (f *ec2Env) checkHosts(labels ...string) []fleet.Instance {
+	f.t.Helper()
+	live := f.live()
+	var got []string
+	for _, in := range live {
+		got = append(got, in.Label)
+		b, err := os.ReadFile(filepath.Join(in.Tags[local.TagDataPath], "LABEL"))
+		if err != nil || strings.TrimSpace(string(b)) != in.Label {
+			f.t.Errorf("%s (%s): LABEL holds %q (%v), want %q", in.ID, in.Address, b, err, in.Label)
+		}
+	}
+	if !slices.Equal(got, labels) {
+		f.t.Fatalf("live instances %q, want %q", got, labels)
+	}
+	return live
+}
+
+// TestApplyThroughEC2 is issue 4's "done when" through the aws cloud: the
+// real aws-sdk-go-v2 client against the EC2 test server whose instances are
+// local hosts serving real SSH, with injected throttling and capacity
+// errors and a tide killed in the middle of an apply.
+func TestApplyThroughEC2(t *testing.T) {
+	f := newEC2Env(t, "it-ec2", "127.0.93.0/25", nil)
+	ctx := t.Context()
+
+	// apply: the hosts come up, labelled, their keys verified against the
+	// fingerprints on their consoles.
+	code, out, errOut := f.run(ctx, "apply", "--output", "json")
+	if code != 0 {
+		t.Fatalf("apply exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if want := []string{"db-1:launched", "web-1:launched", "web-2:launched"}; !slices.Equal(actionsOf(decodeReport(t, out)), want) {
+		t.Fatalf("apply = %q, want %q", actionsOf(decodeReport(t, out)), want)
+	}
+	if strings.Contains(errOut, "trusting host key on first use") {
+		t.Errorf("a host key was trusted on first use although the consoles print them:\n%s", errOut)
+	}
+	live := f.checkHosts("db-1", "web-1", "web-2")
+	kh, err := os.ReadFile(filepath.Join(f.stateDir, "ssh", "known_hosts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range live {
+		if in.Zone != "eu-west-1a" || in.Type == "" || !strings.HasPrefix(in.Address, "127.0.93.") {
+			t.Errorf("instance %+v", in)
+		}
+		console, err := f.backend.ConsoleOutput(ctx, in.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fp := pinnedFingerprint(t, kh, "["+in.Address+"]:2222")
+		if fp == "" || !strings.Contains(console, fp) {
+			t.Errorf("%s: known_hosts pins %q, not a key its console prints:\n%s", in.Label, fp, console)
+		}
+	}
+
+	code, out, errOut = f.run(ctx, "status")
+	if code != 0 {
+		t.Fatalf("status exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"db-1 ", "web-1 ", "web-2 ", "running", "127.0.93.", "eu-west-1a", "3 hosts"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+
+	code, out, errOut = f.run(ctx, "apply", "--output", "json")
+	if want := []string{"db-1:kept", "web-1:kept", "web-2:kept"}; code != 0 || !slices.Equal(actionsOf(decodeReport(t, out)), want) {
+		t.Fatalf("second apply (exit %d) = %q, want %q\n%s", code, actionsOf(decodeReport(t, out)), want, errOut)
+	}
+
+	// Throttling is retried; a launch EC2 has no capacity for fails that
+	// label only, with exit 1 and a per-host summary.
+	f.schedule("it-ec2", 1, 4)
+	runs, describes := f.srv.Calls("RunInstances"), f.srv.Calls("DescribeInstances")
+	f.srv.FailNext("DescribeInstances", "RequestLimitExceeded", 3)
+	f.srv.FailNext("RunInstances", "RequestLimitExceeded", 3)
+	f.srv.FailNext("RunInstances", "InsufficientInstanceCapacity", 1)
+	code, out, errOut = f.run(ctx, "apply")
+	if code != 1 {
+		t.Fatalf("apply with a capacity error: exit %d, want 1\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"web-3", "web-4", "capacity while launched", "InsufficientInstanceCapacity", "1 launched, 3 kept, 0 removed, 1 failed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if n := f.srv.Calls("RunInstances") - runs; n != 5 {
+		t.Errorf("%d RunInstances calls, want 5 (3 throttled, 1 without capacity, 1 launch)", n)
+	}
+	if n := f.srv.Calls("DescribeInstances") - describes; n < 4 {
+		t.Errorf("%d DescribeInstances calls, want the 3 throttled and more", n)
+	}
+	if n := len(f.live()); n != 4 {
+		t.Errorf("%d instances after the failed launch, want 4", n)
+	}
+
+	code, out, errOut = f.run(ctx, "apply", "--output", "json")
+	if code != 0 {
+		t.Fatalf("apply after the capacity error: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if got := actionsOf(decodeReport(t, out)); len(got) != 5 || !slices.Contains(got, "web-3:launched") && !slices.Contains(got, "web-4:launched") {
+		t.Errorf("apply after the capacity error = %q", got)
+	}
+	f.checkHosts("db-1", "web-1", "web-2", "web-3", "web-4")
+
+	// Killed in the middle: as soon as the server has launched an instance
+	// for a RunInstances call, the apply's context ends, so tide may never
+	// see the answer. Applying again ends with exactly the planned hosts:
+	// the launch is retried with the same client token.
+	f.schedule("it-ec2", 1, 6)
+	before := len(f.srv.Instances())
+	kctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-kctx.Done():
+				return
+			case <-tick.C:
+			}
+			if len(f.srv.Instances()) > before {
+				cancel()
+				return
+			}
+		}
+	}()
+	code, out, errOut = f.run(kctx, "apply")
+	if code == 0 {
+		t.Fatalf("killed apply exited 0:\n%s\n%s", out, errOut)
+	}
+	if n := len(f.live()); n < 6 || n > 7 {
+		t.Fatalf("%d instances after the killed apply, want 6 or 7", n)
+	}
+	code, out, errOut = f.run(ctx, "apply", "--output", "json")
+	if code != 0 {
+		t.Fatalf("apply after the kill: exit %d\n%s\n%s", code, out, errOut)
+	}
+	f.checkHosts("db-1", "web-1", "web-2", "web-3", "web-4", "web-5", "web-6")
+	launches := map[string]int{}
+	for _, in := range f.srv.Instances() { // terminated ones too: none was
+		launches[in.Label]++
+	}
+	if launches["web-5"] != 1 || launches["web-6"] != 1 {
+		t.Errorf("instances launched per label: %v, want one each for web-5 and web-6", launches)
+	}
+	code, out, _ = f.run(ctx, "apply", "--output", "json")
+	for _, a := range actionsOf(decodeReport(t, out)) {
+		if code != 0 || !strings.HasSuffix(a, ":kept") {
+			t.Fatalf("apply after the recovery (exit %d) = %q, want all kept", code, actionsOf(decodeReport(t, out)))
+		}
+	}
+
+	// down removes every instance and the local host behind it.
+	code, out, errOut = f.run(ctx, "down")
+	if code != 0 || !strings.Contains(out, "0 launched, 0 kept, 7 removed, 0 failed") {
+		t.Fatalf("down exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := len(f.live()); n != 0 {
+		t.Errorf("%d instances after down", n)
+	}
+	if hosts, err := f.cloud.List(ctx, ""); err != nil || len(hosts) != 0 {
+		t.Errorf("local hosts left after down: %d (%v)", len(hosts), err)
+	}
+}
+
+// pinnedFingerprint returns the SHA256 fingerprint of host's key in a
+// known_hosts file, "" when it has none.
+func pinnedFingerprint(t *testing.T, knownHosts []byte, host string) string {
+	t.Helper()
+	rest := knownHosts
+	for len(rest) > 0 {
+		_, hosts, key, _, r, err := ssh.ParseKnownHosts(rest)
+		if err != nil {
+			break
+		}
+		rest = r
+		if slices.Contains(hosts, host) {
+			return ssh.FingerprintSHA256(key)
+		}
+	}
+	return ""
+}
+
+// TestApplyThroughEC2ConsoleContradictsKey: when the console prints a
+// fingerprint the host does not present, the host is refused as a
+// mismatch, never trusted.
+func TestApplyThroughEC2ConsoleContradictsKey(t *testing.T) {
+	lie := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			form, _ := url.ParseQuery(string(body))
+			if form.Get("Action") != "GetConsoleOutput" {
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				next.ServeHTTP(w, r)
+				return
+			}
+			id := form.Get("InstanceId")
+			console := ec2test.HostKeyConsole("ip-"+id, []string{ec2test.FakeFingerprint(id)})
+			w.Header().Set("Content-Type", "text/xml")
+			_ = xml.NewEncoder(w).Encode(struct {
+				XMLName    xml.Name `xml:"GetConsoleOutputResponse"`
+				InstanceID string   `xml:"instanceId"`
+				Output     string   `xml:"output"`
+			}{InstanceID: id, Output: base64.StdEncoding.EncodeToString([]byte(console))})
+		})
+	}
+	f := newEC2Env(t, "it-ec2-lie", "127.0.93.128/25", lie)
+	f.schedule("it-ec2-lie", 1, 0)
+	code, out, errOut := f.run(t.Context(), "apply")
+	if code != 1 {
+		t.Fatalf("apply exit %d, want 1\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"db-1", "host-key-mismatch", "1 failed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if kh, _ := os.ReadFile(filepath.Join(f.stateDir, "ssh", "known_hosts")); strings.TrimSpace(string(kh)) != "" {
+		t.Errorf("known_hosts pinned a key the console contradicts:\n%s", kh)
+	}
+}
