@@ -27,8 +27,8 @@ bench: ## run the Go benchmarks
 fuzz: ## fuzz the schedule parser for a minute
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./config/
 
-run: build ## bring up the office-dms example on the local cloud
-	./bin/tide apply -c examples/office-dms.yaml
+run: build ## the service on the demo fleet: local cloud, synthetic load, clock 120x
+	./bin/tide serve -c examples/demo.yaml --speed 120
 
 clean: ## remove build output
 	rm -rf bin
