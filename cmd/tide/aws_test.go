@@ -415,3 +415,98 @@ func TestApplyThroughEC2ConsoleContradictsKey(t *testing.T) {
 		t.Errorf("known_hosts pinned a key the console contradicts:\n%s", kh)
 	}
 }
+
+// TestEC2Demo runs `tide ec2-demo` as a user would and applies
+// examples/aws-demo.yaml's kind of schedule against it with only the
+// documented environment; stopping the demo stops its hosts.
+func TestEC2Demo(t *testing.T) {
+	dir := t.TempDir()
+	demoState := filepath.Join(dir, "demo")
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	var demoOut, demoErr syncBuffer
+	de := &env{Stdout: &demoOut, Stderr: &demoErr, Stdin: strings.NewReader(""),
+		Getenv: func(string) string { return "" }, Logger: slog.New(slog.NewTextHandler(&demoErr, nil))}
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, de, []string{"ec2-demo", "--listen", "127.0.0.1:0", "--state-dir", demoState,
+			"--network", "127.0.96.0/29", "--boot-delay", "200ms"})
+	}()
+	cloud, err := local.New(local.Options{StateDir: demoState, Network: "127.0.96.0/29", StopGrace: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stop()
+		insts, _ := cloud.List(context.Background(), "")
+		for _, in := range insts {
+			_ = cloud.Terminate(context.Background(), in.ID)
+		}
+	})
+
+	var endpoint string
+	deadline := time.Now().Add(20 * time.Second)
+	for endpoint == "" {
+		if _, rest, ok := strings.Cut(demoOut.String(), "EC2 endpoint: "); ok {
+			endpoint, _, _ = strings.Cut(rest, " ")
+			break
+		}
+		select {
+		case code := <-exited:
+			t.Fatalf("ec2-demo exited %d:\n%s", code, demoErr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ec2-demo printed no endpoint:\n%s\n%s", demoOut.String(), demoErr.String())
+		}
+	}
+	for _, want := range []string{"identity_file: " + filepath.Join(demoState, "ssh", "id_ed25519"), "AWS_ACCESS_KEY_ID=demo"} {
+		if !strings.Contains(demoOut.String(), want) {
+			t.Errorf("demo instructions lack %q:\n%s", want, demoOut.String())
+		}
+	}
+
+	file := filepath.Join(dir, "fleet.yaml")
+	s := strings.NewReplacer("http://127.0.0.1:8790", endpoint,
+		"/tmp/tide-ec2-demo/ssh/id_ed25519", filepath.Join(demoState, "ssh", "id_ed25519")).Replace(readExample(t))
+	if err := os.WriteFile(file, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"TIDE_STATE_DIR": filepath.Join(dir, "state"),
+		"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_EC2_METADATA_DISABLED": "true"}
+	tide := func(args ...string) (int, string, string) {
+		var out, errb syncBuffer
+		e := &env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""),
+			Getenv: func(k string) string { return vars[k] }, Logger: slog.New(slog.NewTextHandler(&errb, nil))}
+		code := run(t.Context(), e, append(args, "-c", file))
+		return code, out.String(), errb.String()
+	}
+	if code, out, errOut := tide("apply"); code != 0 || !strings.Contains(out, "2 launched") {
+		t.Fatalf("apply against the demo: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := tide("status"); code != 0 || !strings.Contains(out, "127.0.96.") || !strings.Contains(out, "2 hosts") {
+		t.Fatalf("status against the demo: exit %d\n%s\n%s", code, out, errOut)
+	}
+	stop()
+	select {
+	case code := <-exited:
+		if code != 0 {
+			t.Errorf("ec2-demo exited %d:\n%s", code, demoErr.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("ec2-demo did not stop")
+	}
+	if insts, err := cloud.List(context.Background(), ""); err != nil || len(insts) != 0 {
+		t.Errorf("%d hosts left after the demo stopped (%v)", len(insts), err)
+	}
+}
+
+// readExample returns examples/aws-demo.yaml.
+func readExample(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../examples/aws-demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
