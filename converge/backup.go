@@ -105,7 +105,7 @@ func (c *Converger) BeforeTerminate(ctx context.Context, h deployer.Host, inst f
 		if len(as.procs) == 0 {
 			continue
 		}
-		if err := c.stopProcs(ctx, t, c.apps[as.Name], as.Name, all(as), nil); err != nil {
+		if err := c.stopProcs(ctx, t, c.apps[as.Name], as.Name, all(as)); err != nil {
 			return fmt.Errorf("draining: %w", err)
 		}
 	}

@@ -321,7 +321,7 @@ func (c *Converger) converge(ctx context.Context, t *target) (ready bool, err er
 			continue
 		}
 		c.log.Info("stopping application no longer on the role", "label", t.label, "app", as.Name)
-		if err := c.stopProcs(ctx, t, c.apps[as.Name], as.Name, all(as), nil); err != nil {
+		if err := c.stopProcs(ctx, t, c.apps[as.Name], as.Name, all(as)); err != nil {
 			return st.Ready, err
 		}
 	}
@@ -386,20 +386,29 @@ func (c *Converger) convergeApp(ctx context.Context, t *target, a *app, as AppSt
 		}
 	}
 
+	// One script: switch current, restart what changed, drop old releases.
+	var b strings.Builder
 	if as.Revision != a.Revision {
 		log.Info("switching current", "from", as.Revision, "to", a.Revision)
-		script := fmt.Sprintf("cd %s && ln -sfn releases/%s .current.tmp && mv -T .current.tmp current && printf '%%s\\n' %[2]s >> history",
+		fmt.Fprintf(&b, "cd %s || exit 1\nln -sfn releases/%s .current.tmp && mv -T .current.tmp current && printf '%%s\\n' %[2]s >> history || exit 1\n",
 			shellQuote(v.AppDir), shellQuote(a.Revision))
-		if _, err := t.h.Run(ctx, script, nil); err != nil {
-			return fmt.Errorf("application %s: switching current to %s: %w", a.Name, a.Revision, err)
-		}
 		as.History = append(as.History, a.Revision)
 	}
-
-	if err := c.processes(ctx, t, a, v, as); err != nil {
+	procs, err := c.processes(t, a, v, as)
+	if err != nil {
 		return err
 	}
-	return c.prune(ctx, t, a, as)
+	b.WriteString(procs)
+	b.WriteString(c.prune(t, a, as))
+	if b.Len() == 0 {
+		return nil
+	}
+	out, err := t.h.Run(ctx, b.String(), nil)
+	if err != nil {
+		return fmt.Errorf("application %s: switching to %s and starting processes: %w", a.Name, a.Revision, err)
+	}
+	c.logKilled(t, a.Name, out)
+	return nil
 }
 
 // runCmd is a shell fragment that runs cmd with env set and stdin closed.
@@ -419,9 +428,10 @@ func runCmd(cmd string, env []string) string {
 	return b.String()
 }
 
-// prune removes releases beyond keep_releases (the oldest deployed first),
-// never current, and incomplete ones.
-func (c *Converger) prune(ctx context.Context, t *target, a *app, as AppState) error {
+// prune returns a script fragment that removes releases beyond
+// keep_releases (the oldest deployed first), never current, and incomplete
+// ones.
+func (c *Converger) prune(t *target, a *app, as AppState) string {
 	keep := a.KeepReleases
 	if keep <= 0 {
 		keep = config.DefaultKeepReleases
@@ -445,18 +455,15 @@ func (c *Converger) prune(ctx context.Context, t *target, a *app, as AppState) e
 		}
 	}
 	if len(drop) == 0 {
-		return nil
+		return ""
 	}
 	sort.Strings(drop)
 	var b strings.Builder
-	fmt.Fprintf(&b, "cd %s/releases", shellQuote(t.appDir(a.Name)))
+	fmt.Fprintf(&b, "cd %s/releases || exit 1\n", shellQuote(t.appDir(a.Name)))
 	for _, r := range drop {
-		fmt.Fprintf(&b, " && rm -rf %s", shellQuote(r))
+		fmt.Fprintf(&b, "rm -rf %s || exit 1\n", shellQuote(r))
 	}
-	if _, err := t.h.Run(ctx, b.String(), nil); err != nil {
-		return fmt.Errorf("application %s: removing old releases: %w", a.Name, err)
-	}
-	return nil
+	return b.String()
 }
 
 // orderReleases lists complete releases, oldest deployed first.
@@ -485,38 +492,43 @@ func orderReleases(as AppState) []string {
 	return out
 }
 
-// health runs each application's health check until it passes or the
-// health timeout passes, then checks that every process still runs.
+// health runs every application's health check, then reads the host's
+// state, in one script, until the checks pass or the health timeout
+// passes; then it checks that every process still runs.
 func (c *Converger) health(ctx context.Context, t *target, apps []*app) error {
-	deadline := c.clk.Now().Add(c.o.HealthTimeout)
+	var b strings.Builder
 	for _, a := range apps {
 		v := t.vars(a)
 		cmd, err := a.render(cmdHealth, v)
 		if err != nil {
 			return err
 		}
-		if cmd == "" {
-			continue
-		}
-		script := fmt.Sprintf("cd %s && %s", shellQuote(v.AppDir), runCmd(cmd, v.env()))
-		wait := 50 * time.Millisecond
-		for {
-			_, err := t.h.Run(ctx, script, nil)
-			if err == nil {
-				break
-			}
-			if !c.clk.Now().Add(wait).Before(deadline) {
-				return fmt.Errorf("application %s: health check failing after %s: %w", a.Name, c.o.HealthTimeout, err)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-c.clk.After(wait):
-			}
-			wait = min(wait*2, time.Second)
+		if cmd != "" {
+			fmt.Fprintf(&b, "(cd %s && %s >/dev/null) || { echo %s >&2; exit 1; }\n", shellQuote(v.AppDir), runCmd(cmd, v.env()),
+				shellQuote("application "+a.Name+": health check failed"))
 		}
 	}
-	st, err := Inspect(ctx, t.h, t.data)
+	b.WriteString("D=" + shellQuote(t.data) + "\n" + probeScript)
+	deadline := c.clk.Now().Add(c.o.HealthTimeout)
+	wait := 50 * time.Millisecond
+	var out []byte
+	for {
+		var err error
+		out, err = t.h.Run(ctx, b.String(), nil)
+		if err == nil {
+			break
+		}
+		if !c.clk.Now().Add(wait).Before(deadline) {
+			return fmt.Errorf("health check failing after %s: %w", c.o.HealthTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.clk.After(wait):
+		}
+		wait = min(wait*2, time.Second)
+	}
+	st, err := parseProbe(string(out))
 	if err != nil {
 		return err
 	}

@@ -65,19 +65,21 @@ func (a AppState) Previous() (string, bool) {
 	return "", false
 }
 
-// aliveFn is a shell function: is pid alive (a zombie is not)?
-const aliveFn = `alive() { kill -0 "$1" 2>/dev/null || return 1; s=$(cat /proc/"$1"/stat 2>/dev/null) || return 0; case "${s##*) }" in Z*) return 1;; esac; return 0; }`
+// aliveFn is a shell function: is pid alive (a zombie is not)? It uses
+// builtins only: hosts run it for every process on every converge.
+const aliveFn = `alive() { kill -0 "$1" 2>/dev/null || return 1; s=; read -r s < /proc/"$1"/stat 2>/dev/null || return 0; case "${s##*) }" in Z*) return 1;; esac; return 0; }`
 
 // probeScript prints the state of every application below the data path.
+// It forks little (read, not cat) as it runs on every converge.
 const probeScript = aliveFn + `
 [ -d "$D" ] || exit 0
-[ -f "$D/LABEL" ] && echo "label $(cat "$D/LABEL")"
+if [ -f "$D/LABEL" ]; then read -r l < "$D/LABEL"; echo "label $l"; fi
 [ -f "$D/.tide/ready" ] && echo "ready"
 for a in "$D"/apps/*/; do
   [ -d "$a" ] || continue
   a=${a%/}
   echo "app ${a##*/}"
-  [ -f "$a/.tide-setup" ] && echo "setup $(cat "$a/.tide-setup")"
+  if [ -f "$a/.tide-setup" ]; then read -r x < "$a/.tide-setup"; echo "setup $x"; fi
   [ -f "$a/.tide-restored" ] && echo "restored"
   [ -L "$a/current" ] && echo "current $(readlink "$a/current")"
   for r in "$a"/releases/*/; do
@@ -88,9 +90,10 @@ for a in "$D"/apps/*/; do
   [ -f "$a/history" ] && while read -r h; do echo "history $h"; done < "$a/history"
   for p in "$a"/run/*.pid; do
     [ -f "$p" ] || continue
-    i=${p##*/}; i=${i%.pid}; pid=$(cat "$p"); l=0
+    i=${p##*/}; i=${i%.pid}; pid=; read -r pid < "$p"; l=0
     alive "$pid" && l=1
-    echo "proc $i $pid $l $(cat "$a/run/$i.spec" 2>/dev/null)"
+    x=; [ -f "$a/run/$i.spec" ] && read -r x < "$a/run/$i.spec"
+    echo "proc $i $pid $l $x"
   done
 done
 `

@@ -8,13 +8,14 @@ import (
 	"time"
 )
 
-// processes runs exactly the application's count of processes: those
-// started as something else (another revision, another start command) are
-// restarted, missing ones started, those above the count stopped.
-func (c *Converger) processes(ctx context.Context, t *target, a *app, v Vars, as AppState) error {
+// processes returns a script fragment that runs exactly the
+// application's count of processes: those started as something else
+// (another revision, another start command) are restarted, missing ones
+// started, those above the count stopped.
+func (c *Converger) processes(t *target, a *app, v Vars, as AppState) (string, error) {
 	want := v.Processes
 	if want > 0 && a.tmpl[cmdStart] == nil {
-		return fmt.Errorf("application %s: %w: %d processes wanted but no start command", a.Name, errConfig, want)
+		return "", fmt.Errorf("application %s: %w: %d processes wanted but no start command", a.Name, errConfig, want)
 	}
 	var stop []int
 	start := map[int]string{} // index -> rendered start command
@@ -24,7 +25,7 @@ func (c *Converger) processes(ctx context.Context, t *target, a *app, v Vars, as
 		vi.Index = i
 		cmd, err := a.render(cmdStart, vi)
 		if err != nil {
-			return err
+			return "", err
 		}
 		// What a process was started as; not the count, so that a count
 		// change leaves the processes it keeps alone (their TIDE_PROCESSES
@@ -47,10 +48,10 @@ func (c *Converger) processes(ctx context.Context, t *target, a *app, v Vars, as
 		}
 	}
 	if len(stop) == 0 && len(start) == 0 {
-		return nil
+		return "", nil
 	}
 	c.log.Info("processes", "label", t.label, "app", a.Name, "want", want, "stop", len(stop), "start", len(start))
-	return c.stopProcs(ctx, t, a, a.Name, stop, func(b *strings.Builder) error {
+	return c.stopScript(t, a, a.Name, stop, func(b *strings.Builder) error {
 		for i := 1; i <= want; i++ {
 			cmd, ok := start[i]
 			if !ok {
@@ -79,11 +80,36 @@ func envArgs(env []string) string {
 // stopProcs stops processes idx of application name (a may be nil when
 // the schedule no longer has it): each gets the stop command (or SIGTERM
 // to its process group), then all are waited for together until the stop
-// timeout, when those left get SIGKILL. then, when set, appends commands
-// run afterwards in the same script (starting processes). The waiting
-// happens on the host, in one SSH command.
-func (c *Converger) stopProcs(ctx context.Context, t *target, a *app, name string, idx []int, then func(*strings.Builder) error) error {
+// timeout, when those left get SIGKILL. The waiting happens on the host,
+// in one SSH command.
+func (c *Converger) stopProcs(ctx context.Context, t *target, a *app, name string, idx []int) error {
+	script, err := c.stopScript(t, a, name, idx, nil)
+	if err != nil {
+		return err
+	}
+	out, err := t.h.Run(ctx, script, nil)
+	if err != nil {
+		return fmt.Errorf("application %s: stopping processes: %w", name, err)
+	}
+	c.logKilled(t, name, out)
+	return nil
+}
+
+// logKilled logs the processes a stop script had to kill.
+func (c *Converger) logKilled(t *target, name string, out []byte) {
+	for _, line := range strings.Split(string(out), "\n") {
+		if pids, ok := strings.CutPrefix(line, "killed "); ok {
+			c.log.Warn("processes did not stop in time, killed", "label", t.label, "app", name, "pids", pids, "timeout", c.o.StopTimeout)
+		}
+	}
+}
+
+// stopScript returns the script stopProcs runs; then, when set, appends
+// commands run afterwards (starting processes). It runs in a subshell so
+// that the caller may add to it.
+func (c *Converger) stopScript(t *target, a *app, name string, idx []int, then func(*strings.Builder) error) (string, error) {
 	var b strings.Builder
+	b.WriteString("(\n")
 	b.WriteString(aliveFn + "\n")
 	fmt.Fprintf(&b, "cd %s || exit 1\nmkdir -p run logs\nS=; command -v setsid >/dev/null 2>&1 && S=setsid\npids=\n", shellQuote(t.appDir(name)))
 	for _, i := range idx {
@@ -94,7 +120,7 @@ func (c *Converger) stopProcs(ctx context.Context, t *target, a *app, name strin
 			v.Index = i
 			var err error
 			if stopCmd, err = a.render(cmdStop, v); err != nil {
-				return err
+				return "", err
 			}
 			if stopCmd != "" {
 				stopCmd = runCmd(stopCmd, append(v.env(), "TIDE_PID=$pid"))
@@ -126,15 +152,9 @@ done
 	}
 	if then != nil {
 		if err := then(&b); err != nil {
-			return err
+			return "", err
 		}
 	}
-	out, err := t.h.Run(ctx, b.String(), nil)
-	if err != nil {
-		return fmt.Errorf("application %s: processes: %w", name, err)
-	}
-	if s := strings.TrimSpace(string(out)); strings.HasPrefix(s, "killed") {
-		c.log.Warn("processes did not stop in time, killed", "label", t.label, "app", name, "pids", strings.TrimPrefix(s, "killed "), "timeout", c.o.StopTimeout)
-	}
-	return nil
+	b.WriteString(") || exit 1\n")
+	return b.String(), nil
 }
