@@ -142,7 +142,14 @@ while :; do
   [ -z "$left" ] && break
   if [ "$n" -ge %d ]; then
     for p in $left; do kill -KILL -- -"$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; done
-    echo "killed$left"; break
+    echo "killed$left"
+    k=0
+    while [ "$k" -lt 50 ]; do
+      l2=; for p in $left; do alive "$p" && l2=1; done
+      [ -z "$l2" ] && break
+      sleep 0.02; k=$((k+1))
+    done
+    break
   fi
   sleep 0.1; n=$((n+1))
 done
