@@ -49,7 +49,7 @@ type Backup struct {
 // BackupPrefix is where a role's application's backups are kept in the
 // store.
 func BackupPrefix(fleetName, role, app string) string {
-	return "backups/" + fleetName + "/" + role + "/" + app + "/"
+	return fleetName + "/" + role + "/" + app + "/"
 }
 
 // LatestKey is the key of the manifest of the newest verified backup.
