@@ -563,3 +563,27 @@ func (o *Online) ensureFit() error {
 	}
 	return o.Refit()
 }
+
+// ForecastAfter is Forecast restricted to the steps in
+// (now+lead, now+horizon]: the load that hosts asked for now will serve
+// once ready. Its Upper is the highest per-step upper quantile over those
+// steps (as Steps), which bounds their maximum at the quantile when the
+// window is one step (lead + one decision interval) and a little less
+// tightly for longer windows. A lead at or beyond the horizon is taken as
+// the last step.
+func (o *Online) ForecastAfter(now time.Time, lead, horizon time.Duration) (Estimate, error) {
+	point, upper, err := o.Steps(now, horizon)
+	if err != nil {
+		return Estimate{}, err
+	}
+	skip := min(max(int(lead/o.opts.Step), 0), len(point)-1)
+	est := Estimate{Point: math.Inf(-1), Upper: math.Inf(-1), Quantile: o.opts.Quantile, Horizon: horizon}
+	for j := skip; j < len(point); j++ {
+		est.Point = math.Max(est.Point, point[j])
+		est.Upper = math.Max(est.Upper, upper[j])
+	}
+	o.mu.Lock()
+	est.Model = o.fit.spec.name
+	o.mu.Unlock()
+	return est, nil
+}

@@ -325,3 +325,37 @@ func TestOnlineWindowMaxCoverage(t *testing.T) {
 		t.Errorf("band at night %.1f not below the band by day %.1f", mean(nightW), mean(dayW))
 	}
 }
+
+// TestForecastAfter checks that the bound after a lead covers only the
+// steps after it: it is at most Forecast's bound of the whole window, and
+// it matches the per-step bounds of those steps.
+func TestForecastAfter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	noisy := func(t time.Time) float64 { return load(t) + 5*rng.NormFloat64() }
+	step := 5 * time.Minute
+	o := New(Options{Step: step, RefitEvery: 24 * time.Hour})
+	end := t0.Add(10 * 24 * time.Hour)
+	feed(o, t0, end, step, noisy)
+	now := end.Add(-step)
+	whole, err := o.Forecast(now, 12*step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := o.ForecastAfter(now, 10*step, 12*step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, upper, err := o.Steps(now, 12*step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := math.Max(upper[10], upper[11]); after.Upper != want {
+		t.Errorf("upper after the lead %.2f, want the per-step bounds' %.2f", after.Upper, want)
+	}
+	if after.Upper > whole.Upper || after.Point > whole.Point {
+		t.Errorf("after the lead (point %.1f, upper %.1f) above the whole window's (%.1f, %.1f)", after.Point, after.Upper, whole.Point, whole.Upper)
+	}
+	if after.Upper < after.Point || after.Model == "" {
+		t.Errorf("estimate %+v", after)
+	}
+}
