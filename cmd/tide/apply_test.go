@@ -24,10 +24,19 @@ import (
 	"github.com/tideops/tide/fleet"
 )
 
+// runTideEnv set to 1 makes the test binary run as tide itself, its
+// arguments tide's, so that a test can start tide in a process of its own
+// (to kill it with SIGKILL).
+const runTideEnv = "TIDE_TEST_RUN_TIDE"
+
 // TestMain doubles as a local-cloud host: the local cloud started by
 // `tide apply` runs this test binary (os.Executable) with
-// TIDE_LOCAL_HOST_DIR set, so the tests need no tide binary.
+// TIDE_LOCAL_HOST_DIR set, so the tests need no tide binary. With
+// runTideEnv=1 it is the tide binary.
 func TestMain(m *testing.M) {
+	if os.Getenv(runTideEnv) == "1" && os.Getenv(local.HostDirEnv) == "" {
+		main() // exits
+	}
 	if dir := os.Getenv(local.HostDirEnv); dir != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		err := local.RunHost(ctx, dir, slog.New(slog.NewTextHandler(os.Stderr, nil)))

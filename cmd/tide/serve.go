@@ -439,6 +439,11 @@ func (svc *service) Apply(ctx context.Context, desired map[string]int) error {
 	if fl == nil {
 		return nil
 	}
+	if ctx.Err() != nil {
+		// Shutting down already (the loop may pick a due tick over the
+		// cancellation): the grace is for a step in progress, not a new one.
+		return nil
+	}
 	// The loop's context ends at shutdown; acting gets the grace period.
 	actCtx, cancel := context.WithCancel(svc.actCtx)
 	defer cancel()
