@@ -56,6 +56,7 @@ func writeTarGz(t *testing.T, path string, files map[string]string) {
 }
 
 func TestArtifacts(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	src := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(src, "tree", "bin"), 0o755); err != nil {

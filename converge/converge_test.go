@@ -92,6 +92,7 @@ func appState(t testing.TB, tg target, name string) converge.AppState {
 }
 
 func TestConverge(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -259,6 +260,7 @@ func mapsEqual(a, b map[string]string) bool {
 }
 
 func TestFailedDeployLeavesCurrent(t *testing.T) {
+	t.Parallel()
 	const text = `name: conv
 applications:
   - name: web

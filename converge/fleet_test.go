@@ -117,6 +117,7 @@ var stores = []struct {
 // zero, finds a verified backup in the store, scales up again and reads
 // the same data back.
 func TestStatefulRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, sc := range stores {
 		t.Run(sc.name, func(t *testing.T) {
 			ctx := context.Background()

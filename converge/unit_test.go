@@ -60,6 +60,7 @@ func TestRevisionsFile(t *testing.T) {
 // TestDrainKillsStubbornProcesses checks the stop deadline: a process
 // that ignores SIGTERM and its stop command is killed once it passes.
 func TestDrainKillsStubbornProcesses(t *testing.T) {
+	t.Parallel()
 	const text = `name: conv
 applications:
   - name: web

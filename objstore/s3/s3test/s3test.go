@@ -61,7 +61,6 @@ func (s Server) Options() s3.Options {
 // Client returns an objstore/s3 client for the server.
 func (s Server) Client(t testing.TB) *s3.Client {
 	t.Helper()
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	c, err := s3.New(context.Background(), s.Options())
 	if err != nil {
 		t.Fatal(err)
