@@ -20,6 +20,14 @@ type Forecaster interface {
 	Forecast(now time.Time, horizon time.Duration) (predictor.Estimate, error)
 }
 
+// laterForecaster is a Forecaster that can bound the load of a stretch
+// that starts later than now; predictor.Online is one. A Role uses it when
+// the forecaster has it.
+type laterForecaster interface {
+	// ForecastAfter is Forecast restricted to (now+after, now+horizon].
+	ForecastAfter(now time.Time, after, horizon time.Duration) (predictor.Estimate, error)
+}
+
 // Params are the limits and load settings of one role.
 type Params struct {
 	Role     string
@@ -256,7 +264,18 @@ func (r *Role) loadInputs(now time.Time, prev int) (Input, *forecastInput, bool)
 		return reactive(), nil, false
 	}
 	horizon := p.Lead + p.Interval
-	est, err := r.forecaster.Forecast(now, horizon)
+	var est predictor.Estimate
+	var err error
+	window := fmt.Sprintf("within %s", horizon)
+	if lf, ok := r.forecaster.(laterForecaster); ok {
+		// Hosts asked for now serve once ready, from now+lead on: size them
+		// for that stretch; the stretch before it was provided for by the
+		// decisions of one lead time ago.
+		est, err = lf.ForecastAfter(now, p.Lead, horizon)
+		window = fmt.Sprintf("in %s to %s", p.Lead, horizon)
+	} else {
+		est, err = r.forecaster.Forecast(now, horizon)
+	}
 	switch {
 	case errors.Is(err, predictor.ErrInsufficientHistory):
 		in := reactive()
@@ -277,7 +296,7 @@ func (r *Role) loadInputs(now time.Time, prev int) (Input, *forecastInput, bool)
 		q = 0.95
 	}
 	fin := &forecastInput{upper: est.Upper, Input: Input{Source: "forecast", Count: r.need(est.Upper),
-		Detail: fmt.Sprintf("forecast p%.0f %.4g within %s: %d hosts needed at %.4g per host (%s)", q*100, est.Upper, horizon, r.need(est.Upper), p.Target, est.Model)}}
+		Detail: fmt.Sprintf("forecast p%.0f %.4g %s: %d hosts needed at %.4g per host (%s)", q*100, est.Upper, window, r.need(est.Upper), p.Target, est.Model)}}
 	return in, fin, false
 }
 

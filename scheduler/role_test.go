@@ -210,3 +210,28 @@ func TestScheduledCount(t *testing.T) {
 }
 
 func ptr(f float64) *float64 { return &f }
+
+// laterFake also bounds a later stretch, and records what it was asked.
+type laterFake struct {
+	fakeForecaster
+	after, horizon time.Duration
+	later          predictor.Estimate
+}
+
+func (f *laterFake) ForecastAfter(_ time.Time, after, horizon time.Duration) (predictor.Estimate, error) {
+	f.after, f.horizon = after, horizon
+	return f.later, nil
+}
+
+func TestForecastAfterLeadWhenAvailable(t *testing.T) {
+	f := &laterFake{fakeForecaster: fakeForecaster{est: predictor.Estimate{Upper: 1000}}, later: predictor.Estimate{Upper: 200, Quantile: 0.95, Model: "m"}}
+	r := NewRole(baseParams(), nil, f)
+	r.Observe(Sample{At: t0, Value: 40})
+	rec := r.Decide(t0, nil)
+	if f.after != 10*time.Minute || f.horizon != 11*time.Minute {
+		t.Fatalf("asked for (%s, %s], want (10m, 11m]", f.after, f.horizon)
+	}
+	if rec.Desired != 5 || rec.Winner != "forecast" || !strings.Contains(rec.String(), "in 10m0s to 11m0s") {
+		t.Fatalf("want 5 hosts for 200 after the lead:\n%s", rec)
+	}
+}
