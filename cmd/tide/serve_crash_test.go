@@ -286,8 +286,10 @@ func awaitConverged(t *testing.T, f *fleetEnv, name string, within time.Duration
 // hosts are launched and booting, the others wait for a slot (tide serve
 // runs with --concurrency 2). It waits until every launched instance is at
 // least settle old and none has booted yet, so that the signal lands while
-// hosts boot, clear of the instant a launch is recorded (see the report of
-// issue 6 on the local cloud's launch window).
+// hosts boot. That keeps it clear of the instant between the local cloud
+// recording a launch and recording its process id: a crash there is not
+// recovered yet (the instance shows pending for a minute, then stopped,
+// its process left running), a gap of the local cloud, not of tide serve.
 func midScaleUp(t *testing.T, f *fleetEnv, name string, p *tideProcess) {
 	t.Helper()
 	const settle = 300 * time.Millisecond
