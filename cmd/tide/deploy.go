@@ -350,15 +350,13 @@ func (p *peers) addresses(ctx context.Context) (map[string][]string, error) {
 	return out, nil
 }
 
-// hostColumns reads each running host's applications for tide status:
-// "drp=5.1.0 reports=1.3.0" and "drp=2 reports=1". Hosts that do not
-// answer show "?".
-func hostColumns(ctx context.Context, s *config.Schedule, f *deployer.Fleet, hosts []deployer.HostStatus, concurrency int) (revs, procs []string) {
-	revs, procs = make([]string, len(hosts)), make([]string, len(hosts))
+// inspectHosts reads each running host's applications over SSH; a host
+// that is not running, or does not answer, has a nil entry.
+func inspectHosts(ctx context.Context, s *config.Schedule, f *deployer.Fleet, hosts []deployer.HostStatus, concurrency int) []*converge.HostState {
+	out := make([]*converge.HostState, len(hosts))
 	sem := make(chan struct{}, max(concurrency, 1))
 	var wg sync.WaitGroup
 	for i, hs := range hosts {
-		revs[i], procs[i] = "-", "-"
 		if hs.State != fleet.StateRunning || hs.Address == "" {
 			continue
 		}
@@ -371,25 +369,50 @@ func hostColumns(ctx context.Context, s *config.Schedule, f *deployer.Fleet, hos
 			defer cancel()
 			h, err := f.Connect(ctx, hs.Instance)
 			if err != nil {
-				revs[i], procs[i] = "?", "?"
 				return
 			}
 			defer h.Close()
-			st, err := converge.Inspect(ctx, h, converge.DataPath(s, hs.Instance))
-			if err != nil {
-				revs[i], procs[i] = "?", "?"
-				return
-			}
-			var r, p []string
-			for _, a := range st.Apps {
-				r = append(r, a.Name+"="+dash(a.Revision))
-				p = append(p, fmt.Sprintf("%s=%d", a.Name, a.Running))
-			}
-			if len(r) > 0 {
-				revs[i], procs[i] = strings.Join(r, " "), strings.Join(p, " ")
+			if st, err := converge.Inspect(ctx, h, converge.DataPath(s, hs.Instance)); err == nil {
+				out[i] = &st
 			}
 		}()
 	}
 	wg.Wait()
+	return out
+}
+
+// hostColumns reads each running host's applications for tide status:
+// "drp=5.1.0 reports=1.3.0" and "drp=2 reports=1". Hosts that do not
+// answer show "?".
+func hostColumns(ctx context.Context, s *config.Schedule, f *deployer.Fleet, hosts []deployer.HostStatus, concurrency int) (revs, procs []string) {
+	revs, procs = make([]string, len(hosts)), make([]string, len(hosts))
+	for i, st := range inspectHosts(ctx, s, f, hosts, concurrency) {
+		revs[i], procs[i] = "-", "-"
+		switch {
+		case hosts[i].State != fleet.StateRunning || hosts[i].Address == "":
+		case st == nil:
+			revs[i], procs[i] = "?", "?"
+		case len(st.Apps) > 0:
+			revs[i], procs[i] = revisionsOf(*st), processesOf(*st)
+		}
+	}
 	return revs, procs
+}
+
+// revisionsOf is "drp=5.1.0 reports=1.3.0".
+func revisionsOf(st converge.HostState) string {
+	var r []string
+	for _, a := range st.Apps {
+		r = append(r, a.Name+"="+dash(a.Revision))
+	}
+	return strings.Join(r, " ")
+}
+
+// processesOf is "drp=2 reports=1".
+func processesOf(st converge.HostState) string {
+	var p []string
+	for _, a := range st.Apps {
+		p = append(p, fmt.Sprintf("%s=%d", a.Name, a.Running))
+	}
+	return strings.Join(p, " ")
 }

@@ -219,6 +219,7 @@ type service struct {
 	forecasters map[string]*predictor.Online
 	fleet       *deployer.Fleet
 	closeFleet  func()
+	inspected   map[string]inspection
 }
 
 func newService(ctx context.Context, e *env, f serveFlags) (*service, error) {

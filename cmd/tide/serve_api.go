@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tideops/tide/converge"
+	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/predictor"
 	"github.com/tideops/tide/server"
 )
@@ -56,12 +58,62 @@ func (f serviceFleet) Hosts(ctx context.Context) ([]server.Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	states := f.svc.hostStates(ctx, fl, sts)
 	out := make([]server.Host, 0, len(sts))
-	for _, h := range sts {
-		out = append(out, server.Host{Label: h.Label, Role: h.Role, InstanceID: h.InstanceID, Address: h.Address,
-			Zone: h.Zone, State: h.State, Ready: h.Labelled && h.State == "running", LaunchedAt: h.LaunchedAt})
+	for i, h := range sts {
+		sh := server.Host{Label: h.Label, Role: h.Role, InstanceID: h.InstanceID, Address: h.Address,
+			Zone: h.Zone, State: h.State, LaunchedAt: h.LaunchedAt}
+		if st := states[i]; st != nil {
+			sh.Revision = revisionsOf(*st)
+			for _, a := range st.Apps {
+				sh.Processes += a.Running
+			}
+			sh.Ready = st.Ready && h.Labelled
+		}
+		out = append(out, sh)
 	}
 	return out, nil
+}
+
+// hostStates inspects the hosts over SSH, reusing an inspection younger
+// than ten seconds: the page refreshes every few seconds and must not keep
+// every host busy answering.
+func (svc *service) hostStates(ctx context.Context, fl *deployer.Fleet, sts []deployer.HostStatus) []*converge.HostState {
+	now := time.Now()
+	out := make([]*converge.HostState, len(sts))
+	var stale []deployer.HostStatus
+	var where []int
+	svc.mu.Lock()
+	for i, h := range sts {
+		c, ok := svc.inspected[h.InstanceID]
+		if ok && now.Sub(c.at) < 10*time.Second {
+			out[i] = c.state
+			continue
+		}
+		stale = append(stale, h)
+		where = append(where, i)
+	}
+	svc.mu.Unlock()
+	if len(stale) == 0 {
+		return out
+	}
+	fresh := inspectHosts(ctx, svc.currentSchedule(), fl, stale, svc.flags.concurrency)
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	if svc.inspected == nil || len(svc.inspected) > 4*len(sts)+64 {
+		svc.inspected = map[string]inspection{}
+	}
+	for k, st := range fresh {
+		out[where[k]] = st
+		svc.inspected[stale[k].InstanceID] = inspection{at: now, state: st}
+	}
+	return out
+}
+
+// inspection is a host's state as last read over SSH.
+type inspection struct {
+	at    time.Time
+	state *converge.HostState
 }
 
 // serviceForecasts gives each role's forecast two hours ahead.
