@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -25,10 +27,19 @@ import (
 // stay the SDK's. When the scanner meets anything it does not understand it
 // leaves the page to the SDK, whose result List then maps as usual.
 
-// pageSink receives the instances of the last successfully scanned page.
+// pageSink collects a listing's instances, page after page.
 type pageSink struct {
-	instances []fleet.Instance
-	ok        bool // the page was scanned; otherwise the SDK decoded it
+	// out holds the instances of the pages so far; a page's scan appends
+	// its instances from mark on.
+	out  []fleet.Instance
+	mark int
+	ok   bool // the last page was scanned; otherwise the SDK decoded it
+	// body is the page buffer, reused from page to page: nothing the scan
+	// returns points into it, and the SDK is done with a page it decoded
+	// before the next one is asked for.
+	body bytes.Buffer
+	// pageSize is the most instances a page holds.
+	pageSize int
 }
 
 // withFastDescribe returns a per-call option that scans a DescribeInstances
@@ -51,12 +62,14 @@ func (m fastDescribe) HandleDeserialize(ctx context.Context, in middleware.Deser
 	middleware.DeserializeOutput, middleware.Metadata, error,
 ) {
 	out, md, err := next.HandleDeserialize(ctx, in)
-	m.sink.ok, m.sink.instances = false, nil
+	sink := m.sink
+	sink.ok, sink.out = false, sink.out[:sink.mark] // an earlier attempt's scan is void
 	resp, isHTTP := out.RawResponse.(*smithyhttp.Response)
 	if err != nil || !isHTTP || resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		return out, md, err
 	}
-	var buf bytes.Buffer
+	buf := &sink.body
+	buf.Reset()
 	if resp.ContentLength > 0 && resp.ContentLength < 64<<20 {
 		buf.Grow(int(resp.ContentLength) + bytes.MinRead)
 	}
@@ -66,12 +79,15 @@ func (m fastDescribe) HandleDeserialize(ctx context.Context, in middleware.Deser
 	if err != nil {
 		return out, md, err // a transport error: retryable like any other
 	}
-	instances, token, scanErr := scanDescribeInstances(body)
+	// Room for the page's instances: at most pageSize, and no instance
+	// takes less than half a kilobyte of XML.
+	sink.out = slices.Grow(sink.out, min(sink.pageSize, len(body)/512))
+	instances, token, scanErr := scanInto(sink.out, body)
 	if scanErr != nil {
 		resp.Body = io.NopCloser(bytes.NewReader(body)) // the SDK decodes it
 		return out, md, nil
 	}
-	m.sink.instances, m.sink.ok = instances, true
+	sink.out, sink.ok = instances, true
 	var stub bytes.Buffer
 	if token != "" {
 		stub.WriteString("<DescribeInstancesResponse><nextToken>")
@@ -92,18 +108,79 @@ var errUnsupported = errors.New("unsupported xml")
 // namespace prefixes, as the SDK matches them. Only direct children of
 // reservationSet>item>instancesSet>item count (network interfaces carry
 // addresses of their own).
+//
+// Each element is classified once, when it starts, from its parent's kind
+// and its name (see child); its end then costs a switch on the kind, and
+// elements no field lives in (most of an instance) cost no comparison at all.
 func scanDescribeInstances(b []byte) (instances []fleet.Instance, nextToken string, err error) {
+	return scanInto(nil, b)
+}
+
+// scanInto is scanDescribeInstances appending to dst (whose contents it
+// leaves alone: on error it returns nil and dst stays as it was).
+func scanInto(dst []fleet.Instance, b []byte) (instances []fleet.Instance, nextToken string, err error) {
+	instances = dst
 	st := scanState{interned: make(map[string]string, 64)}
 	var (
-		path     [16][]byte // element names from the root
+		names    [16][]byte // element names from the root
+		kinds    [16]kind   // and their kinds
 		depth    int
-		cur      *fleet.Instance
+		cur      fleet.Instance
 		private  string
 		public   string
 		tagKey   string
 		tagValue string
 		textFrom int // where the current element's content starts
 	)
+	end := func(k kind, raw []byte) error {
+		var err error
+		switch k {
+		case kNextToken:
+			nextToken, err = text(raw)
+		case kInstance:
+			cur.Address = private
+			if cur.Address == "" {
+				cur.Address = public
+			}
+			if cur.Tags != nil {
+				cur.Fleet, cur.Role, cur.Label = cur.Tags[fleet.TagFleet], cur.Tags[fleet.TagRole], cur.Tags[fleet.TagLabel]
+			}
+			instances = append(instances, cur)
+		case kID:
+			cur.ID, err = text(raw)
+		case kType:
+			cur.Type, err = st.text(raw)
+		case kPrivateIP:
+			private, err = text(raw)
+		case kPublicIP:
+			public, err = text(raw)
+		case kLaunchTime:
+			var s string
+			if s, err = text(raw); err == nil {
+				cur.LaunchedAt, err = time.Parse(time.RFC3339Nano, s)
+			}
+		case kStateName:
+			var s string
+			s, err = st.text(raw)
+			cur.State = fleet.State(s)
+		case kZone:
+			cur.Zone, err = st.text(raw)
+		case kTagKey:
+			tagKey, err = st.text(raw)
+		case kTagValue:
+			if strings.EqualFold(tagKey, fleet.TagLabel) {
+				tagValue, err = text(raw) // unique per instance
+			} else {
+				tagValue, err = st.text(raw)
+			}
+		case kTag:
+			if cur.Tags == nil {
+				cur.Tags = make(map[string]string, 4)
+			}
+			cur.Tags[tagKey] = tagValue
+		}
+		return err
+	}
 	i := 0
 	for {
 		lt := bytes.IndexByte(b[i:], '<')
@@ -115,29 +192,39 @@ func scanDescribeInstances(b []byte) (instances []fleet.Instance, nextToken stri
 		}
 		i += lt
 		rest := b[i:]
-		switch {
-		case bytes.HasPrefix(rest, []byte("<?")):
+		if len(rest) < 2 {
+			return nil, "", fmt.Errorf("%w: truncated document", errUnsupported)
+		}
+		switch rest[1] {
+		case '?':
 			end := bytes.Index(rest, []byte("?>"))
 			if end < 0 || depth != 0 {
 				return nil, "", fmt.Errorf("%w: processing instruction", errUnsupported)
 			}
 			i += end + 2
 			continue
-		case bytes.HasPrefix(rest, []byte("<!")):
+		case '!':
 			// Comments, CDATA and doctypes: rare in EC2 output, left to the SDK.
 			return nil, "", fmt.Errorf("%w: markup declaration", errUnsupported)
-		case bytes.HasPrefix(rest, []byte("</")):
-			gt := bytes.IndexByte(rest, '>')
-			if gt < 0 || depth == 0 {
+		case '/':
+			if depth == 0 {
 				return nil, "", fmt.Errorf("%w: bad end tag", errUnsupported)
 			}
-			name := localName(bytes.TrimSpace(rest[2:gt]))
-			if !bytes.EqualFold(name, path[depth-1]) {
-				return nil, "", fmt.Errorf("%w: mismatched end tag", errUnsupported)
+			open := names[depth-1]
+			gt := len(open) + 2
+			if len(rest) <= gt || rest[gt] != '>' || !bytes.Equal(rest[2:gt], open) {
+				// Not </open> exactly: a prefix, other case or spaces.
+				if gt = bytes.IndexByte(rest, '>'); gt < 0 {
+					return nil, "", fmt.Errorf("%w: bad end tag", errUnsupported)
+				}
+				if !bytes.EqualFold(localName(bytes.TrimSpace(rest[2:gt])), open) {
+					return nil, "", fmt.Errorf("%w: mismatched end tag", errUnsupported)
+				}
 			}
-			text := b[textFrom:i]
-			if err := st.endElement(path[:depth], text, &cur, &private, &public, &tagKey, &tagValue, &nextToken, &instances); err != nil {
-				return nil, "", err
+			if k := kinds[depth-1]; k != kOther {
+				if err := end(k, b[textFrom:i]); err != nil {
+					return nil, "", err
+				}
 			}
 			depth--
 			i += gt + 1
@@ -146,49 +233,70 @@ func scanDescribeInstances(b []byte) (instances []fleet.Instance, nextToken stri
 		}
 		// A start tag, maybe empty (<x/>), maybe with attributes whose
 		// quoted values may hold '>'.
-		j := 1
-		for j < len(rest) && !isSpace(rest[j]) && rest[j] != '>' && rest[j] != '/' {
-			j++
+		j, colon := 1, 0
+	name:
+		for ; j < len(rest); j++ {
+			switch rest[j] {
+			case ' ', '\t', '\n', '\r', '>', '/':
+				break name
+			case ':':
+				colon = j
+			}
 		}
-		name := localName(rest[1:j])
+		name := rest[colon+1 : j]
 		if len(name) == 0 {
 			return nil, "", fmt.Errorf("%w: bad start tag", errUnsupported)
 		}
 		selfClosing := false
-		for {
-			if j >= len(rest) {
-				return nil, "", fmt.Errorf("%w: unterminated start tag", errUnsupported)
-			}
-			c := rest[j]
-			if c == '>' {
-				break
-			}
-			if c == '"' || c == '\'' {
-				q := bytes.IndexByte(rest[j+1:], c)
-				if q < 0 {
-					return nil, "", fmt.Errorf("%w: unterminated attribute", errUnsupported)
+		if j < len(rest) && rest[j] == '>' {
+			// The common case: no attributes.
+		} else {
+			for {
+				if j >= len(rest) {
+					return nil, "", fmt.Errorf("%w: unterminated start tag", errUnsupported)
 				}
-				j += q + 2
-				continue
-			}
-			if c == '/' && j+1 < len(rest) && rest[j+1] == '>' {
-				selfClosing = true
+				c := rest[j]
+				if c == '>' {
+					break
+				}
+				if c == '"' || c == '\'' {
+					q := bytes.IndexByte(rest[j+1:], c)
+					if q < 0 {
+						return nil, "", fmt.Errorf("%w: unterminated attribute", errUnsupported)
+					}
+					j += q + 2
+					continue
+				}
+				if c == '/' && j+1 < len(rest) && rest[j+1] == '>' {
+					selfClosing = true
+					j++
+					break
+				}
 				j++
-				break
 			}
-			j++
 		}
-		if depth == len(path) {
+		if depth == len(names) {
 			return nil, "", fmt.Errorf("%w: too deep", errUnsupported)
 		}
-		path[depth] = name
+		k := kRoot
+		if depth > 0 {
+			k = child(kinds[depth-1], name)
+		}
+		switch k {
+		case kInstance:
+			cur, private, public = fleet.Instance{}, "", ""
+		case kTag:
+			tagKey, tagValue = "", ""
+		}
+		names[depth], kinds[depth] = name, k
 		depth++
-		st.startElement(path[:depth], &cur, &private, &public, &tagKey, &tagValue)
 		i += j + 1
 		textFrom = i
 		if selfClosing {
-			if err := st.endElement(path[:depth], nil, &cur, &private, &public, &tagKey, &tagValue, &nextToken, &instances); err != nil {
-				return nil, "", err
+			if k != kOther {
+				if err := end(k, nil); err != nil {
+					return nil, "", err
+				}
 			}
 			depth--
 		}
@@ -206,116 +314,113 @@ func localName(n []byte) []byte {
 	return n
 }
 
-// is reports whether the element names p equal names, case-insensitively.
-func is(p [][]byte, names ...string) bool {
-	if len(p) != len(names) {
-		return false
-	}
-	for k, n := range names {
-		if !bytes.EqualFold(p[k], []byte(n)) {
-			return false
+// kind is what an element of a DescribeInstances response is to the scanner.
+type kind uint8
+
+const (
+	kOther        kind = iota // nothing read in it or below it
+	kRoot                     // the response element, whatever its name
+	kReservations             // reservationSet
+	kReservation              // reservationSet>item
+	kInstances                // ...>instancesSet
+	kInstance                 // ...>instancesSet>item
+	kID
+	kType
+	kPrivateIP
+	kPublicIP
+	kLaunchTime
+	kState
+	kStateName
+	kPlacement
+	kZone
+	kTags
+	kTag
+	kTagKey
+	kTagValue
+	kNextToken
+)
+
+// child returns the kind of an element named name inside one of kind parent.
+func child(parent kind, name []byte) kind {
+	switch parent {
+	case kRoot:
+		switch {
+		case nameIs(name, "reservationSet"):
+			return kReservations
+		case nameIs(name, "nextToken"):
+			return kNextToken
+		}
+	case kReservations:
+		if nameIs(name, "item") {
+			return kReservation
+		}
+	case kReservation:
+		if nameIs(name, "instancesSet") {
+			return kInstances
+		}
+	case kInstances:
+		if nameIs(name, "item") {
+			return kInstance
+		}
+	case kInstance:
+		switch len(name) {
+		case len("instanceId"):
+			if nameIs(name, "instanceId") {
+				return kID
+			}
+			if nameIs(name, "launchTime") {
+				return kLaunchTime
+			}
+		case len("instanceType"):
+			if nameIs(name, "instanceType") {
+				return kType
+			}
+		case len("privateIpAddress"):
+			if nameIs(name, "privateIpAddress") {
+				return kPrivateIP
+			}
+		case len("ipAddress"):
+			if nameIs(name, "ipAddress") {
+				return kPublicIP
+			}
+			if nameIs(name, "placement") {
+				return kPlacement
+			}
+		case len("instanceState"):
+			if nameIs(name, "instanceState") {
+				return kState
+			}
+		case len("tagSet"):
+			if nameIs(name, "tagSet") {
+				return kTags
+			}
+		}
+	case kState:
+		if nameIs(name, "name") {
+			return kStateName
+		}
+	case kPlacement:
+		if nameIs(name, "availabilityZone") {
+			return kZone
+		}
+	case kTags:
+		if nameIs(name, "item") {
+			return kTag
+		}
+	case kTag:
+		switch {
+		case nameIs(name, "key"):
+			return kTagKey
+		case nameIs(name, "value"):
+			return kTagValue
 		}
 	}
-	return true
+	return kOther
 }
 
-// instancePath is where instances sit, below the root element.
-var instancePath = []string{"reservationSet", "item", "instancesSet", "item"}
-
-// underInstance returns the names below an instance element, or nil. The
-// full path is compared only for the instance element itself; below it,
-// the scanner's own record of being inside an instance is trusted.
-func (st *scanState) underInstance(p [][]byte) [][]byte {
-	if len(p) < 5 {
-		return nil
-	}
-	if len(p) > 5 {
-		if !st.inInstance {
-			return nil
-		}
-		return p[5:]
-	}
-	for k, n := range instancePath {
-		if !bytes.EqualFold(p[k+1], []byte(n)) {
-			return nil
-		}
-	}
-	return p[5:]
-}
-
-func (st *scanState) startElement(p [][]byte, cur **fleet.Instance, private, public, tagKey, tagValue *string) {
-	if len(p) == 5 && st.underInstance(p) != nil {
-		*cur = &fleet.Instance{}
-		*private, *public = "", ""
-		st.inInstance = true
-		return
-	}
-	if len(p) == 7 && st.inInstance && is(p[5:], "tagSet", "item") {
-		*tagKey, *tagValue = "", ""
-	}
-}
-
-func (st *scanState) endElement(p [][]byte, raw []byte, cur **fleet.Instance, private, public, tagKey, tagValue, nextToken *string, instances *[]fleet.Instance) error {
-	if len(p) == 2 && bytes.EqualFold(p[1], []byte("nextToken")) {
-		s, err := text(raw)
-		*nextToken = s
-		return err
-	}
-	rel := st.underInstance(p)
-	if rel == nil || *cur == nil {
-		return nil
-	}
-	if len(rel) > 3 {
-		return nil // deeper than any field read
-	}
-	in := *cur
-	var err error
-	switch {
-	case len(rel) == 0: // the instance ends
-		in.Address = *private
-		if in.Address == "" {
-			in.Address = *public
-		}
-		if in.Tags != nil {
-			in.Fleet, in.Role, in.Label = in.Tags[fleet.TagFleet], in.Tags[fleet.TagRole], in.Tags[fleet.TagLabel]
-		}
-		*instances = append(*instances, *in)
-		*cur = nil
-		st.inInstance = false
-	case is(rel, "instanceId"):
-		in.ID, err = text(raw)
-	case is(rel, "instanceType"):
-		in.Type, err = st.text(raw)
-	case is(rel, "privateIpAddress"):
-		*private, err = text(raw)
-	case is(rel, "ipAddress"):
-		*public, err = text(raw)
-	case is(rel, "launchTime"):
-		var s string
-		if s, err = text(raw); err == nil {
-			in.LaunchedAt, err = time.Parse(time.RFC3339Nano, s)
-		}
-	case is(rel, "instanceState", "name"):
-		var s string
-		s, err = st.text(raw)
-		in.State = fleet.State(s)
-	case is(rel, "placement", "availabilityZone"):
-		in.Zone, err = st.text(raw)
-	case is(rel, "tagSet", "item", "key"):
-		*tagKey, err = st.text(raw)
-	case is(rel, "tagSet", "item", "value"):
-		if bytes.EqualFold([]byte(*tagKey), []byte(fleet.TagLabel)) {
-			*tagValue, err = text(raw) // unique per instance
-		} else {
-			*tagValue, err = st.text(raw)
-		}
-	case is(rel, "tagSet", "item"):
-		if in.Tags == nil {
-			in.Tags = make(map[string]string, 4)
-		}
-		in.Tags[*tagKey] = *tagValue
-	}
-	return err
+// nameIs reports whether an element name is want, case-insensitively.
+func nameIs(name []byte, want string) bool {
+	return len(name) == len(want) && (string(name) == want || strings.EqualFold(string(name), want))
 }
 
 // scanState holds what one scan shares across instances.
@@ -323,8 +428,6 @@ type scanState struct {
 	// interned keeps one copy of the strings that repeat across
 	// instances (types, zones, states, tag keys and most tag values).
 	interned map[string]string
-	// inInstance says the scanner is inside an instance element.
-	inInstance bool
 }
 
 // text is the package-level text, with repeated values shared.

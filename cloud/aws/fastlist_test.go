@@ -225,3 +225,21 @@ func TestListErrorsStillTyped(t *testing.T) {
 		t.Fatalf("List error = %v, want throttled", err)
 	}
 }
+
+// TestScanIntoPrefixesCaseAndAppend: names match with namespace prefixes,
+// in any case and with spaces before '>'; a scan appends after dst, and a
+// failed one leaves dst alone.
+func TestScanIntoPrefixesCaseAndAppend(t *testing.T) {
+	doc := `<R><ns:ReservationSet><item><instancesSet><ITEM><instanceId>i-9</instanceId ><x:instanceType>t3.nano</x:instanceType>` +
+		`<InstanceState><Name>running</NAME></InstanceState></ITEM></instancesSet></item></ns:ReservationSet></R>`
+	dst := []fleet.Instance{{ID: "i-0"}}
+	got, _, err := scanInto(dst, []byte(doc))
+	want := []fleet.Instance{{ID: "i-0"}, {ID: "i-9", Type: "t3.nano", State: fleet.StateRunning}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("scanInto = %+v, %v; want %+v", got, err, want)
+	}
+	got, _, err = scanInto(dst, []byte(doc[:len(doc)-4]))
+	if err == nil || got != nil || len(dst) != 1 || dst[0].ID != "i-0" {
+		t.Errorf("truncated scan = %+v, %v; dst %+v", got, err, dst)
+	}
+}

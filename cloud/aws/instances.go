@@ -40,35 +40,28 @@ func (p *Provider) List(ctx context.Context, fleetName string) ([]fleet.Instance
 	pages := ec2.NewDescribeInstancesPaginator(p.api, in, func(o *ec2.DescribeInstancesPaginatorOptions) {
 		o.Limit = p.opts.PageSize
 	})
-	var out []fleet.Instance
-	var sink pageSink
+	sink := pageSink{pageSize: int(p.opts.PageSize)}
 	for pages.HasMorePages() {
 		var optFns []func(*ec2.Options)
 		if !p.sdkDecode {
 			optFns = append(optFns, withFastDescribe(&sink))
 		}
+		sink.mark = len(sink.out)
 		page, err := pages.NextPage(ctx, optFns...)
 		if err != nil {
 			return nil, fmt.Errorf("listing fleet %s: %w", fleetName, mapError(err))
 		}
 		if sink.ok {
-			out = append(out, sink.instances...)
-			continue
+			continue // the page's instances are in sink.out
 		}
-		if out == nil {
-			n := 0
-			for _, r := range page.Reservations {
-				n += len(r.Instances)
-			}
-			out = make([]fleet.Instance, 0, n)
-		}
+		sink.out = sink.out[:sink.mark]
 		for _, r := range page.Reservations {
 			for i := range r.Instances {
-				out = append(out, instanceFrom(&r.Instances[i]))
+				sink.out = append(sink.out, instanceFrom(&r.Instances[i]))
 			}
 		}
 	}
-	return out, nil
+	return sink.out, nil
 }
 
 // Launch starts one instance carrying spec.AllTags() on the instance and its

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,14 +17,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/tideops/tide/cloud/aws"
 	"github.com/tideops/tide/cloud/ec2local"
 	"github.com/tideops/tide/cloud/ec2test"
 	"github.com/tideops/tide/cloud/local"
+	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/fleet"
 )
 
@@ -509,4 +515,158 @@ func readExample(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// replayPages answers DescribeInstances from pages recorded off an EC2 test
+// server, by the request's NextToken, so that a benchmark counts only the
+// client's work.
+type replayPages struct {
+	next  http.RoundTripper // nil: replay
+	pages map[string][]byte
+}
+
+func (r *replayPages) RoundTrip(req *http.Request) (*http.Response, error) {
+	body, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, err
+	}
+	token := form.Get("NextToken")
+	if r.next == nil {
+		page, ok := r.pages[token]
+		if !ok || form.Get("Action") != "DescribeInstances" {
+			return nil, fmt.Errorf("no recorded %s page for token %q", form.Get("Action"), token)
+		}
+		return &http.Response{
+			StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header:        http.Header{"Content-Type": {"text/xml;charset=UTF-8"}},
+			Body:          io.NopCloser(bytes.NewReader(page)),
+			ContentLength: int64(len(page)),
+			Request:       req,
+		}, nil
+	}
+	req = req.Clone(req.Context())
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	resp, err := r.next.RoundTrip(req)
+	if err != nil || form.Get("Action") != "DescribeInstances" {
+		return resp, err
+	}
+	page, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	r.pages[token] = page
+	resp.Body = io.NopCloser(bytes.NewReader(page))
+	return resp, nil
+}
+
+// failDialer fails the benchmark if the reconcile dials anything.
+type failDialer struct{ b *testing.B }
+
+func (d failDialer) Dial(context.Context, fleet.Instance, []string) (deployer.Host, error) {
+	d.b.Error("the reconcile dialled a host")
+	return nil, errors.New("no dialling in the benchmark")
+}
+
+// BenchmarkListAndReconcile10000 is issue 4's target end to end in one
+// process: a reconcile of a converged fleet of 10,000 EC2 instances (ten
+// roles of 1,000 labels, all running and in the label cache), as tide
+// serve runs it at every interval: listing through the real SDK (request
+// building, signing, retries, paging by 1,000, the page scanner), the
+// label cache read and cross-referenced, the plan, and the report. The
+// pages were recorded off the EC2 test server and are replayed from
+// memory: no server work is counted. cpu-ms/op is the process's user and
+// system CPU per reconcile (GC included).
+func BenchmarkListAndReconcile10000(b *testing.B) {
+	ctx := context.Background()
+	srv := ec2test.NewServer(ec2test.Options{Region: "eu-west-1"})
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	var roles []deployer.Role
+	desired := map[string]int{}
+	zones := []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
+	for r := range 10 {
+		role := fmt.Sprintf("role%d", r)
+		roles = append(roles, deployer.Role{Name: role, Type: "m5.large", Image: "ami-bench", Zones: zones})
+		desired[role] = 1000
+	}
+	for i := range 10000 {
+		role, n := fmt.Sprintf("role%d", i%10), i/10+1
+		_, err := srv.Add(ctx, fleet.LaunchSpec{Fleet: "bench", Role: role, Label: fleet.Label(role, n),
+			Type: "m5.large", Zone: zones[n%3], Image: "ami-bench", Tags: map[string]string{"team": "ops"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	rec := &replayPages{next: http.DefaultTransport.(*http.Transport).Clone(), pages: map[string][]byte{}}
+	p, err := aws.New(ctx, aws.Options{
+		Region:      "eu-west-1",
+		Endpoint:    hs.URL,
+		Credentials: credentials.NewStaticCredentialsProvider("demo", "demo", ""),
+		HTTPClient:  &http.Client{Transport: rec},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	insts, err := p.List(ctx, "bench") // the first list makes them run, and is recorded
+	if err != nil || len(insts) != 10000 {
+		b.Fatalf("List: %d instances, %v", len(insts), err)
+	}
+	rec.next = nil
+
+	// The label cache of a converged fleet (its file format, version 1).
+	type entry struct {
+		ID      string    `json:"id"`
+		Address string    `json:"address"`
+		Label   string    `json:"label"`
+		Role    string    `json:"role"`
+		At      time.Time `json:"labelled_at"`
+	}
+	hosts := map[string]entry{}
+	for _, in := range insts {
+		if in.Address == "" || in.State != fleet.StateRunning {
+			b.Fatalf("instance not running with an address: %+v", in)
+		}
+		hosts[in.ID] = entry{ID: in.ID, Address: in.Address, Label: in.Label, Role: in.Role, At: in.LaunchedAt}
+	}
+	cache := filepath.Join(b.TempDir(), "labels.json")
+	data, err := json.Marshal(map[string]any{"version": 1, "fleet": "bench", "hosts": hosts, "launches": map[string]any{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(cache, data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	f, err := deployer.New(deployer.Options{Name: "bench", Cloud: p, HostKeys: p, Dialer: failDialer{b},
+		CachePath: cache, Roles: roles})
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	b.ReportAllocs()
+	var rep deployer.Report
+	cpu0 := processCPU(b)
+	for b.Loop() {
+		if rep, err = f.Reconcile(ctx, desired); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+	if rep.Err() != nil || rep.Count(deployer.ActionKept) != 10000 || rep.Changed() {
+		b.Fatalf("reconcile: %s, %v", rep.Summary(), rep.Err())
+	}
+}
+
+// processCPU is the user and system CPU this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
