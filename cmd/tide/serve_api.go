@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tideops/tide/converge"
@@ -191,8 +193,38 @@ func (a serviceActions) Apply(context.Context) error {
 	return nil
 }
 
-// Deploy is not wired yet: the deployer's rolling deploy lands with the
-// convergence work.
+// Deploy rolls a revision of an application through its hosts, one host of
+// a role at a time, while the loop's steps wait; it is recorded as tide
+// deploy records it, so that new hosts get the revision too.
 func (a serviceActions) Deploy(ctx context.Context, app, revision string) error {
-	return fmt.Errorf("deploy %s@%s: rolling deploys are not available in tide serve yet; use tide deploy", app, revision)
+	svc := a.svc
+	svc.acting.Lock()
+	defer svc.acting.Unlock()
+	svc.mu.Lock()
+	fl, c := svc.fleet, svc.fleetCmd
+	svc.mu.Unlock()
+	if fl == nil || c == nil {
+		return fmt.Errorf("deploy %s@%s: tide serve is not acting on the fleet (--dry-run)", app, revision)
+	}
+	s := svc.currentSchedule()
+	if _, ok := s.Application(app); !ok {
+		return fmt.Errorf("deploy: no application %q in %s", app, s.File)
+	}
+	batch, output := 1, "text"
+	cc := *c
+	cc.output = &output
+	d := &deployFlags{fleetCmd: &cc, app: &app, revision: &revision, batch: &batch}
+	var out bytes.Buffer
+	e := &env{Stdout: &out, Stderr: &out, Stdin: strings.NewReader(""), Getenv: svc.e.Getenv, Logger: svc.e.Logger}
+	if err := d.rollout(ctx, e, s, fl, map[string]string{app: revision}, "deploy"); err != nil {
+		return fmt.Errorf("deploy %s@%s: %s", app, revision, strings.TrimSpace(out.String()))
+	}
+	// The fleet's converger read the recorded revisions when it was built:
+	// build it again, or the next step would converge the hosts back.
+	if err := svc.openFleet(ctx, s); err != nil {
+		return fmt.Errorf("deploy %s@%s: done, but reopening the fleet failed: %w", app, revision, err)
+	}
+	svc.logger.Info("deployed", "app", app, "revision", revision)
+	svc.loop.Kick()
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tideops/tide/fleet"
 	"github.com/tideops/tide/scheduler"
+	"github.com/tideops/tide/server"
 )
 
 const serveSchedule = `name: %s
@@ -78,6 +79,14 @@ func startServe(t *testing.T, name, network string, extra ...string) *servedFlee
 	f := newFleetEnv(t, name, network)
 	s := &servedFleet{fleetEnv: f, name: name, network: network, out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan int, 1)}
 	s.writeSchedule(t, 1)
+	s.start(t, extra...)
+	return s
+}
+
+// start runs tide serve on the env's schedule file until the test ends.
+func (s *servedFleet) start(t *testing.T, extra ...string) {
+	t.Helper()
+	f := s.fleetEnv
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	e := &env{Stdout: s.out, Stderr: s.errs, Stdin: strings.NewReader(""),
@@ -120,7 +129,6 @@ func startServe(t *testing.T, name, network string, extra ...string) *servedFlee
 		}
 		return m != nil
 	})
-	return s
 }
 
 // eventually polls cond until it holds or the deadline passes.
@@ -346,4 +354,86 @@ func grepLines(s, prefix string) string {
 		}
 	}
 	return b.String()
+}
+
+const serveAppSchedule = `name: deployed
+cloud:
+  provider: local
+  network: 127.0.96.0/24
+  boot_delay: 200ms
+ssh:
+  port: 2222
+  deadline: 1m
+data_path: /mnt
+interval: 1s
+applications:
+  - name: site
+    revision: "1.0"
+    roles: [web]
+    processes:
+      default: 2
+    commands:
+      deploy: echo "{{.Revision}}" > REVISION
+      start: while :; do sleep 1; done
+      health: test "$(cat current/REVISION)" = "{{.Revision}}"
+roles:
+  - name: web
+    instance_type: t3.medium
+    min: 2
+    max: 2
+`
+
+func TestServeDeploysARevision(t *testing.T) {
+	f := newFleetEnv(t, "deployed", "127.0.96.0/24")
+	if err := os.WriteFile(f.file, []byte(serveAppSchedule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &servedFleet{fleetEnv: f, name: "deployed", network: "127.0.96.0/24", out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan int, 1)}
+	s.start(t)
+
+	hosts := func() []server.Host {
+		var v struct {
+			Hosts []server.Host `json:"hosts"`
+		}
+		s.get(t, "/api/fleet", &v)
+		return v.Hosts
+	}
+	allAt := func(rev string, procs int) bool {
+		hs := hosts()
+		if len(hs) != 2 {
+			return false
+		}
+		for _, h := range hs {
+			if h.Revision != "site="+rev || h.Processes != procs || !h.Ready {
+				return false
+			}
+		}
+		return true
+	}
+	eventually(t, 60*time.Second, "two web hosts running site 1.0 with 2 processes each", func() bool { return allAt("1.0", 2) })
+
+	req, _ := http.NewRequest(http.MethodPost, s.addr+"/api/deploy", strings.NewReader(`{"app":"site","revision":"1.1"}`))
+	req.Header.Set("Authorization", "Bearer "+testAPIToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("POST /api/deploy: %d %s", resp.StatusCode, b)
+	}
+	var st struct {
+		Action *server.ActionStatus `json:"action"`
+	}
+	eventually(t, 60*time.Second, "the deploy to finish", func() bool {
+		s.get(t, "/api/status", &st)
+		return st.Action != nil && !st.Action.Running && st.Action.Finished != nil
+	})
+	if st.Action.Error != "" {
+		t.Fatalf("deploy failed: %s", st.Action.Error)
+	}
+	// The inspection cache is at most 10s old.
+	eventually(t, 30*time.Second, "both hosts on site 1.1", func() bool { return allAt("1.1", 2) })
 }
