@@ -50,7 +50,7 @@ func newProvider(t testing.TB, so ec2test.Options, mod func(*aws.Options)) (*aws
 	opts := aws.Options{
 		Region:       "us-east-1",
 		Endpoint:     srv.URL,
-		HTTPClient:   &http.Client{Transport: bufferedBodies{http.DefaultTransport.(*http.Transport).Clone()}},
+		HTTPClient:   &http.Client{Transport: aws.BufferedBodies{Next: http.DefaultTransport.(*http.Transport).Clone()}},
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
 		WaitMinDelay: time.Millisecond,
 		WaitMaxDelay: 5 * time.Millisecond,
@@ -64,27 +64,6 @@ func newProvider(t testing.TB, so ec2test.Options, mod func(*aws.Options)) (*aws
 		t.Fatalf("aws.New: %v", err)
 	}
 	return p, srv
-}
-
-// bufferedBodies hands the transport a private copy of each request body.
-// The SDK closes a request's body as soon as the response headers are in;
-// net/http may still touch the body then and, finding it closed, drop the
-// connection while the response body is being read ("use of closed network
-// connection", aws/aws-sdk-go-v2#2737). The SDK retries that, which is fine
-// in service but would make the call counts these tests assert flaky.
-type bufferedBodies struct{ next http.RoundTripper }
-
-func (b bufferedBodies) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil && req.Body != http.NoBody {
-		body, err := io.ReadAll(req.Body)
-		req.Body.Close()
-		if err != nil {
-			return nil, err
-		}
-		req = req.Clone(req.Context())
-		req.Body = io.NopCloser(bytes.NewReader(body))
-	}
-	return b.next.RoundTrip(req)
 }
 
 func spec(label string) fleet.LaunchSpec {
@@ -607,7 +586,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 // memory, so no server work is counted.
 func BenchmarkListParse10000(b *testing.B) {
 	ctx := context.Background()
-	rec := &recorder{next: bufferedBodies{http.DefaultTransport.(*http.Transport).Clone()}, pages: map[string][]byte{}}
+	rec := &recorder{next: aws.BufferedBodies{Next: http.DefaultTransport.(*http.Transport).Clone()}, pages: map[string][]byte{}}
 	p, srv := newProvider(b, ec2test.Options{}, func(o *aws.Options) {
 		o.HTTPClient = &http.Client{Transport: rec}
 	})

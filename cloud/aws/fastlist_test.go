@@ -148,7 +148,10 @@ func newInternalProvider(t *testing.T, handler http.Handler, pageSize int32) *Pr
 		Region:      "us-east-1",
 		Endpoint:    hs.URL,
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-		PageSize:    pageSize,
+		// See BufferedBodies: without it the SDK now and then fails a call
+		// with "use of closed network connection" (aws-sdk-go-v2#2737).
+		HTTPClient: &http.Client{Transport: BufferedBodies{Next: http.DefaultTransport.(*http.Transport).Clone()}},
+		PageSize:   pageSize,
 		Retry: RetryOptions{Mode: sdkaws.RetryModeStandard,
 			Backoff: retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })},
 	})
