@@ -1,7 +1,7 @@
 package deployer
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -95,11 +95,15 @@ func (c *cacheFile) resolve(insts []fleet.Instance) (hosts []Observed, ask []fle
 }
 
 // labelCache is the cache file shared by a reconcile's goroutines. Every
-// change is written at once, atomically (temporary file and rename).
+// change is written at once, atomically (temporary file and rename); a
+// change that leaves the file's bytes as they are writes nothing.
 type labelCache struct {
 	path string
 	mu   sync.Mutex
 	f    *cacheFile
+	// last is the file's content as read or last written (nil when there
+	// was no file); spare is a buffer for the next encoding.
+	last, spare []byte
 }
 
 func loadCache(path, fleetName string) (*labelCache, error) {
@@ -111,8 +115,8 @@ func loadCache(path, fleetName string) (*labelCache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading label cache: %w", err)
 	}
-	f := newCacheFile(fleetName)
-	if err := json.Unmarshal(b, f); err != nil {
+	f, err := decodeCacheFile(b, fleetName)
+	if err != nil {
 		return nil, fmt.Errorf("reading label cache %s: %w", path, err)
 	}
 	if f.Version != cacheVersion {
@@ -121,13 +125,7 @@ func loadCache(path, fleetName string) (*labelCache, error) {
 	if f.Fleet != fleetName {
 		return nil, fmt.Errorf("reading label cache %s: it is fleet %q's, not %q's", path, f.Fleet, fleetName)
 	}
-	if f.Hosts == nil {
-		f.Hosts = map[string]cacheEntry{}
-	}
-	if f.Launches == nil {
-		f.Launches = map[string]launchRecord{}
-	}
-	c.f = f
+	c.f, c.last = f, b
 	return c, nil
 }
 
@@ -146,11 +144,20 @@ func (c *labelCache) launchRecord(label string) launchRecord {
 }
 
 func (c *labelCache) saveLocked() error {
-	b, err := json.MarshalIndent(c.f, "", "  ")
+	b, err := encodeCacheFile(c.f, c.spare[:0])
 	if err != nil {
 		return fmt.Errorf("writing label cache: %w", err)
 	}
-	return writeFileAtomic(c.path, append(b, '\n'))
+	if c.last != nil && bytes.Equal(b, c.last) {
+		c.spare = b
+		return nil // the reconcile holds the lock: the file is still c.last
+	}
+	if err := writeFileAtomic(c.path, b); err != nil {
+		c.last, c.spare = nil, b[:0] // unsure what the file holds now
+		return err
+	}
+	c.last, c.spare = b, c.last
+	return nil
 }
 
 // writeFileAtomic writes b to a temporary file next to path, syncs it and
