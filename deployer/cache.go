@@ -66,23 +66,22 @@ func instanceLabel(inst fleet.Instance) string {
 // those with neither, which must be asked over SSH.
 func (c *cacheFile) resolve(insts []fleet.Instance) (hosts []Observed, ask []fleet.Instance, stale []string) {
 	live := make(map[string]int, len(insts))
+	nlive := 0
 	for i, inst := range insts {
 		if inst.State.Live() {
 			live[inst.ID] = i
-		}
-	}
-	for id, e := range c.Hosts {
-		if i, ok := live[id]; !ok || insts[i].Address != e.Address {
-			stale = append(stale, id)
+			nlive++
 		}
 	}
 	hosts = make([]Observed, 0, len(live))
+	matched := 0
 	for _, inst := range insts {
 		if !inst.State.Live() {
 			continue
 		}
 		if e, ok := c.Hosts[inst.ID]; ok && e.Address == inst.Address {
 			hosts = append(hosts, Observed{Instance: inst, Label: e.Label, Confirmed: true})
+			matched++
 			continue
 		}
 		if l := instanceLabel(inst); l != "" {
@@ -90,6 +89,17 @@ func (c *cacheFile) resolve(insts []fleet.Instance) (hosts []Observed, ask []fle
 			continue
 		}
 		ask = append(ask, inst)
+	}
+	// Each entry was matched by a live instance at its address: none is
+	// stale, and the walk over the entries can be spared. (Only when no id
+	// is listed twice: then no entry can be matched twice.)
+	if matched == len(c.Hosts) && nlive == len(live) {
+		return hosts, ask, nil
+	}
+	for id, e := range c.Hosts {
+		if i, ok := live[id]; !ok || insts[i].Address != e.Address {
+			stale = append(stale, id)
+		}
 	}
 	return hosts, ask, stale
 }

@@ -55,8 +55,14 @@ func (x *pass) done(r *HostResult, err error) HostResult {
 	if r.Action == ActionKept {
 		level = slog.LevelDebug
 	}
-	x.f.log.Log(context.Background(), level, "host done", "label", r.Label, "role", r.Role, "instance_id", r.InstanceID, "address", r.Address, "action", string(r.Action))
-	x.emit(Event{Label: r.Label, Role: r.Role, InstanceID: r.InstanceID, Address: r.Address, Step: StepDone, Action: r.Action, Durations: r.Durations})
+	// Asked first: the attributes cost allocations, per host of every
+	// reconcile, even when the handler then drops the record.
+	if ctx := context.Background(); x.f.log.Enabled(ctx, level) {
+		x.f.log.Log(ctx, level, "host done", "label", r.Label, "role", r.Role, "instance_id", r.InstanceID, "address", r.Address, "action", string(r.Action))
+	}
+	if x.f.o.Progress != nil {
+		x.emit(Event{Label: r.Label, Role: r.Role, InstanceID: r.InstanceID, Address: r.Address, Step: StepDone, Action: r.Action, Durations: r.Durations})
+	}
 	return *r
 }
 
@@ -69,7 +75,10 @@ type pool struct {
 	out []HostResult
 }
 
-func newPool(n int) *pool { return &pool{sem: make(chan struct{}, n)} }
+// newPool returns a pool of n slots for about size results.
+func newPool(n, size int) *pool {
+	return &pool{sem: make(chan struct{}, n), out: make([]HostResult, 0, size)}
+}
 
 // acquire takes a slot; false when ctx ended first.
 func (p *pool) acquire(ctx context.Context) bool {
@@ -98,7 +107,7 @@ func (p *pool) wait() []HostResult {
 // parallel; removals in parallel across roles and one at a time, highest
 // label first, within a role.
 func (x *pass) execute(ctx context.Context, p Plan) []HostResult {
-	pl := newPool(x.f.o.Concurrency)
+	pl := newPool(x.f.o.Concurrency, len(p.Launch)+len(p.Keep)+len(p.Remove))
 	run := func(r HostResult, task func(*HostResult) error) {
 		pl.wg.Add(1)
 		go func() {
@@ -397,7 +406,7 @@ func (x *pass) remove(ctx context.Context, r *HostResult, inst fleet.Instance) e
 func (x *pass) askLabels(ctx context.Context, ask []fleet.Instance) ([]Observed, []HostResult) {
 	var mu sync.Mutex
 	var hosts []Observed
-	pl := newPool(x.f.o.Concurrency)
+	pl := newPool(x.f.o.Concurrency, 0)
 	for _, inst := range ask {
 		r := HostResult{Label: "?", Role: inst.Role, InstanceID: inst.ID, Address: inst.Address, Zone: inst.Zone, Action: ActionKept}
 		pl.wg.Add(1)

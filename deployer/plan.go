@@ -1,6 +1,9 @@
 package deployer
 
 import (
+	"cmp"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/tideops/tide/fleet"
@@ -86,78 +89,111 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed) Plan {
 	for _, r := range roles {
 		byName[r.Name] = r
 	}
-	// Group hosts per role, then per label number, by index into hosts.
-	type group struct {
-		byN   map[int][]int
-		stray []int // label does not parse as role-n
-	}
-	groups := map[string]*group{}
-	get := func(role string) *group {
-		g := groups[role]
-		if g == nil {
-			g = &group{byN: map[int][]int{}}
-			groups[role] = g
-		}
-		return g
-	}
+	// Place every host by role and label number (0 for a label that does
+	// not parse as role-n), then sort each role's hosts by number and
+	// position in hosts: a label's hosts are then one run, and one backing
+	// array serves every role (a fleet of 10,000 hosts makes no map and no
+	// slice per label).
+	places := make([]place, len(hosts))
+	count := make(map[string]int, len(desired)+len(roles))
 	for i, h := range hosts {
 		role, n, ok := fleet.ParseLabel(h.Label)
 		if !ok {
-			g := get(h.Instance.Role)
-			g.stray = append(g.stray, i)
-			continue
+			role, n = h.Instance.Role, 0
 		}
-		g := get(role)
-		g.byN[n] = append(g.byN[n], i)
+		places[i] = place{role: role, n: n, i: i}
+		count[role]++
 	}
-
-	var p Plan
-	names := make([]string, 0, len(groups)+len(desired))
-	for name := range groups {
+	names := make([]string, 0, len(count)+len(desired))
+	for name := range count {
 		names = append(names, name)
 	}
 	for name := range desired {
-		if groups[name] == nil {
+		if _, ok := count[name]; !ok {
 			names = append(names, name)
 		}
 	}
 	sort.Strings(names)
-
+	start := make(map[string]int, len(count))
+	off := 0
 	for _, name := range names {
-		g := get(name)
+		start[name] = off
+		off += count[name]
+	}
+	sorted := make([]place, len(places))
+	next := maps.Clone(start)
+	for _, pl := range places {
+		sorted[next[pl.role]] = pl
+		next[pl.role]++
+	}
+	// idx holds the hosts' indexes in sorted's order (once sorted): a
+	// label's run of it is the group sortNewestFirst and pickOldest work on.
+	idx := make([]int, len(sorted))
+
+	p := Plan{Keep: make([]Observed, 0, len(hosts))}
+	for _, name := range names {
+		lo := start[name]
+		seg := sorted[lo : lo+count[name]]
+		slices.SortFunc(seg, func(a, b place) int {
+			if a.n != b.n {
+				return cmp.Compare(a.n, b.n)
+			}
+			return cmp.Compare(a.i, b.i)
+		})
+		for k, pl := range seg {
+			idx[lo+k] = pl.i
+		}
+		// runs are the role's labels, by number: [from, to) of seg.
+		strays := 0
+		for strays < len(seg) && seg[strays].n == 0 {
+			strays++
+		}
+		type run struct{ n, from, to int }
+		var runs []run
+		for k := strays; k < len(seg); {
+			e := k + 1
+			for e < len(seg) && seg[e].n == seg[k].n {
+				e++
+			}
+			runs = append(runs, run{seg[k].n, k, e})
+			k = e
+		}
+		group := func(r run) []int { return idx[lo+r.from : lo+r.to] }
 		want, managed := desired[name]
 		role := byName[name]
-		ns := sortedKeys(g.byN)
 		if !managed || role.Fixed {
-			for _, n := range ns {
-				for _, i := range g.byN[n] {
-					p.Keep = append(p.Keep, hosts[i])
-				}
+			for _, pl := range seg[strays:] {
+				p.Keep = append(p.Keep, hosts[pl.i])
 			}
-			for _, i := range g.stray {
-				p.Keep = append(p.Keep, hosts[i])
+			for _, pl := range seg[:strays] {
+				p.Keep = append(p.Keep, hosts[pl.i])
 			}
 			continue
 		}
+		r := 0
 		for n := 1; n <= want; n++ {
-			idx := g.byN[n]
-			if len(idx) == 0 {
+			for r < len(runs) && runs[r].n < n {
+				r++
+			}
+			if r == len(runs) || runs[r].n != n {
 				p.Launch = append(p.Launch, Slot{Role: name, Label: fleet.Label(name, n), N: n, Zone: role.ZoneFor(n)})
 				continue
 			}
-			p.Keep = append(p.Keep, hosts[pickOldest(hosts, idx)])
+			p.Keep = append(p.Keep, hosts[pickOldest(hosts, group(runs[r]))])
 		}
 		// Removals, highest label first: above the count every host goes,
 		// within it the duplicates, newest first.
-		for k := len(ns) - 1; k >= 0; k-- {
-			n := ns[k]
-			idx := g.byN[n]
+		for k := len(runs) - 1; k >= 0; k-- {
+			n, g := runs[k].n, group(runs[k])
 			keep, reason := -1, ReasonAboveCount
 			if n <= want {
-				keep, reason = pickOldest(hosts, idx), ReasonDuplicate
+				if len(g) == 1 {
+					continue // the label's only host, kept
+				}
+				keep, reason = pickOldest(hosts, g), ReasonDuplicate
 			}
-			sortNewestFirst(hosts, idx)
-			for _, i := range idx {
+			sortNewestFirst(hosts, g)
+			for _, i := range g {
 				if i != keep {
 					p.Remove = append(p.Remove, Removal{Observed: hosts[i], Reason: reason})
 				}
@@ -165,11 +201,17 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed) Plan {
 		}
 		// Hosts of a managed role whose label is not role-n are kept: tide
 		// did not name them and will not guess.
-		for _, i := range g.stray {
-			p.Keep = append(p.Keep, hosts[i])
+		for _, pl := range seg[:strays] {
+			p.Keep = append(p.Keep, hosts[pl.i])
 		}
 	}
 	return p
+}
+
+// place is a host's role and label number (0: not role-n), and its index.
+type place struct {
+	role string
+	n, i int
 }
 
 // PlanDown removes every host of the fleet but those of Fixed roles,
@@ -219,13 +261,4 @@ func sortNewestFirst(hosts []Observed, idx []int) {
 	if len(idx) > 1 {
 		sort.Slice(idx, func(a, b int) bool { return better(hosts[idx[b]].Instance, hosts[idx[a]].Instance) })
 	}
-}
-
-func sortedKeys(m map[int][]int) []int {
-	ks := make([]int, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Ints(ks)
-	return ks
 }

@@ -238,3 +238,36 @@ func TestClientToken(t *testing.T) {
 		t.Errorf("token %q longer than EC2's 64", a)
 	}
 }
+
+// TestResolveStale covers the walk resolve spares when every entry matched,
+// and the listing with an id twice that must not be taken for that.
+func TestResolveStale(t *testing.T) {
+	run := func(id, addr string) fleet.Instance {
+		return fleet.Instance{ID: id, Label: "web-1", Address: addr, State: fleet.StateRunning}
+	}
+	tests := []struct {
+		name    string
+		entries []string // id=address
+		insts   []fleet.Instance
+		stale   []string
+	}{
+		{"all matched", []string{"i-1=a", "i-2=b"}, []fleet.Instance{run("i-1", "a"), run("i-2", "b"), run("i-9", "z")}, nil},
+		{"one vanished", []string{"i-1=a", "i-2=b"}, []fleet.Instance{run("i-1", "a")}, []string{"i-2"}},
+		{"id listed twice", []string{"i-1=a", "i-3=c"}, []fleet.Instance{run("i-1", "a"), run("i-1", "a")}, []string{"i-3"}},
+		{"twice, last moved", []string{"i-1=a"}, []fleet.Instance{run("i-1", "a"), run("i-1", "b")}, []string{"i-1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCacheFile("f")
+			for _, e := range tt.entries {
+				id, addr, _ := strings.Cut(e, "=")
+				c.Hosts[id] = cacheEntry{ID: id, Address: addr, Label: "web-1"}
+			}
+			_, _, stale := c.resolve(tt.insts)
+			slices.Sort(stale)
+			if !slices.Equal(stale, tt.stale) {
+				t.Errorf("stale = %q, want %q", stale, tt.stale)
+			}
+		})
+	}
+}
