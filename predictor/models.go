@@ -155,13 +155,7 @@ func quantile(v []float64, q float64) float64 {
 		return math.NaN()
 	}
 	sort.Float64s(v)
-	pos := q * float64(len(v)-1)
-	lo := int(math.Floor(pos))
-	if lo >= len(v)-1 {
-		return v[len(v)-1]
-	}
-	fr := pos - float64(lo)
-	return v[lo]*(1-fr) + v[lo+1]*fr
+	return sortedQuantile(v, q)
 }
 
 func mean(v []float64) float64 {

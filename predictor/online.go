@@ -100,10 +100,9 @@ type Online struct {
 	run   int     // consecutive large errors of the same sign
 	runE  float64 // their sum
 	hist  [512]state
-	errs  [][]float64 // per lead, ring of signed errors
-	errN  []int
-	qs    []float64 // cached quantiles per lead
-	qsAt  int       // total errors when qs was computed
+	errs  []rankedRing // per lead, the last errCap signed errors
+	qs    []float64    // cached quantiles per lead
+	qsAt  int          // total errors when qs was computed
 	errT  int
 	err   error
 
@@ -131,7 +130,7 @@ type onlineFit struct {
 // fail with the reason.
 func New(opts Options) *Online {
 	o, err := opts.withDefaults()
-	f := &Online{opts: o, err: err, errs: make([][]float64, len(leads)), errN: make([]int, len(leads))}
+	f := &Online{opts: o, err: err, errs: make([]rankedRing, len(leads))}
 	if err != nil {
 		return f
 	}
@@ -145,10 +144,10 @@ func New(opts Options) *Online {
 	f.vals = make([]float64, f.w)
 	f.has = make([]bool, f.w)
 	for i := range f.errs {
-		f.errs[i] = make([]float64, 0, errCap)
+		f.errs[i] = newRankedRing(errCap)
 	}
 	for _, h := range windowLeads {
-		f.wins = append(f.wins, windowTrack{h: int64(h), stride: int64(max(1, h/8)), scores: make([]float64, 0, errCap)})
+		f.wins = append(f.wins, windowTrack{h: int64(h), stride: int64(max(1, h/8)), scores: newRankedRing(errCap)})
 	}
 	return f
 }
@@ -419,13 +418,7 @@ func (o *Online) update(i int64, v float64) {
 		if h.idx != i-int64(l) {
 			continue
 		}
-		e := v - o.predictFrom(h, i)
-		if len(o.errs[li]) < errCap {
-			o.errs[li] = append(o.errs[li], e)
-		} else {
-			o.errs[li][o.errN[li]%errCap] = e
-		}
-		o.errN[li]++
+		o.errs[li].push(v - o.predictFrom(h, i))
 		o.errT++
 	}
 	// The smoothed absolute one-step error scales the window scores.
@@ -463,12 +456,13 @@ func (o *Online) update(i int64, v float64) {
 // the upper quantile. o.mu is held.
 func (o *Online) margin(d int64) float64 {
 	if o.qs == nil || o.errT-o.qsAt >= 64 {
-		o.qs = make([]float64, len(leads))
+		if o.qs == nil {
+			o.qs = make([]float64, len(leads))
+		}
 		for li := range leads {
 			o.qs[li] = math.NaN()
-			if len(o.errs[li]) >= minErrs {
-				e := append([]float64(nil), o.errs[li]...)
-				o.qs[li] = math.Max(0, quantile(e, o.opts.Quantile))
+			if o.errs[li].len() >= minErrs {
+				o.qs[li] = math.Max(0, o.errs[li].quantile(o.opts.Quantile))
 			}
 		}
 		o.qsAt = o.errT

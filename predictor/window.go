@@ -16,8 +16,7 @@ var windowLeads = []int{1, 2, 4, 8, 16, 32, 64, 128}
 type windowTrack struct {
 	h, stride int64
 	pend      []pendingMax // origins in increasing order
-	scores    []float64    // ring of the last errCap scores
-	n         int          // scores recorded in total
+	scores    rankedRing   // the last errCap scores
 	q         float64      // cached quantile of scores
 	qAt       int          // n when q was computed
 	qOK       bool         // q is set
@@ -91,13 +90,7 @@ func (o *Online) trackWindows(i int64) {
 			if 2*cnt < w.h {
 				continue
 			}
-			sc := (hi - p.pred) / p.scale
-			if len(w.scores) < errCap {
-				w.scores = append(w.scores, sc)
-			} else {
-				w.scores[w.n%errCap] = sc
-			}
-			w.n++
+			w.scores.push((hi - p.pred) / p.scale)
 		}
 		if done > 0 {
 			w.pend = append(w.pend[:0], w.pend[done:]...)
@@ -115,15 +108,14 @@ func (o *Online) trackWindows(i int64) {
 func (o *Online) windowQuantile(h int64) (q float64, ok bool) {
 	at := func(wi int) (float64, bool) {
 		w := &o.wins[wi]
-		if len(w.scores) < minErrs {
+		if w.scores.len() < minErrs {
 			return 0, false
 		}
-		if !w.qOK || w.n-w.qAt >= 16 {
-			e := append([]float64(nil), w.scores...)
+		if !w.qOK || w.scores.n-w.qAt >= 16 {
 			// The finite-sample conformal level.
-			lv := math.Min(1, o.opts.Quantile*(1+1/float64(len(e))))
-			w.q = quantile(e, lv)
-			w.qAt, w.qOK = w.n, true
+			lv := math.Min(1, o.opts.Quantile*(1+1/float64(w.scores.len())))
+			w.q = w.scores.quantile(lv)
+			w.qAt, w.qOK = w.scores.n, true
 		}
 		return w.q, true
 	}

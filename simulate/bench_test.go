@@ -23,11 +23,13 @@ func BenchmarkSimulate30DaysMinute(b *testing.B) {
 	}, Params: scheduler.Params{Role: "web", Min: 1, Max: 1000, LoadDriven: true, Target: 100, Headroom: 0.2,
 		Stabilization: 15 * time.Minute, Predict: true}}
 	b.ReportAllocs()
+	stop := cpuPerOp(b)
 	for b.Loop() {
 		if _, err := Run(context.Background(), tr, role, Options{Lead: 10 * time.Minute}); err != nil {
 			b.Fatal(err)
 		}
 	}
+	stop()
 }
 
 // BenchmarkSimulate30DaysMinuteNoForecast is the same simulation without a
@@ -41,9 +43,11 @@ func BenchmarkSimulate30DaysMinuteNoForecast(b *testing.B) {
 	role := Role{Capacity: 100, Params: scheduler.Params{Role: "web", Min: 1, Max: 1000, LoadDriven: true, Target: 100,
 		Headroom: 0.2, Stabilization: 15 * time.Minute}}
 	b.ReportAllocs()
+	stop := cpuPerOp(b)
 	for b.Loop() {
 		if _, err := Run(context.Background(), tr, role, Options{Lead: 10 * time.Minute}); err != nil {
 			b.Fatal(err)
 		}
 	}
+	stop()
 }
