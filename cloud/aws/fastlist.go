@@ -29,11 +29,11 @@ import (
 
 // pageSink collects a listing's instances, page after page.
 type pageSink struct {
-	// out holds the instances of the pages so far; a page's scan appends
-	// its instances from mark on.
-	out  []fleet.Instance
-	mark int
-	ok   bool // the last page was scanned; otherwise the SDK decoded it
+	// out holds the page's instances: each page has a slice of its own,
+	// and List joins them once, at the end (appending page after page to
+	// one slice copies the first pages again and again).
+	out []fleet.Instance
+	ok  bool // the last page was scanned; otherwise the SDK decoded it
 	// body is the page buffer, reused from page to page: nothing the scan
 	// returns points into it, and the SDK is done with a page it decoded
 	// before the next one is asked for.
@@ -63,7 +63,7 @@ func (m fastDescribe) HandleDeserialize(ctx context.Context, in middleware.Deser
 ) {
 	out, md, err := next.HandleDeserialize(ctx, in)
 	sink := m.sink
-	sink.ok, sink.out = false, sink.out[:sink.mark] // an earlier attempt's scan is void
+	sink.ok, sink.out = false, sink.out[:0] // an earlier attempt's scan is void
 	resp, isHTTP := out.RawResponse.(*smithyhttp.Response)
 	if err != nil || !isHTTP || resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		return out, md, err
@@ -126,10 +126,9 @@ func scanInto(dst []fleet.Instance, b []byte) (instances []fleet.Instance, nextT
 		kinds    [16]kind   // and their kinds
 		depth    int
 		cur      fleet.Instance
-		private  string
-		public   string
+		in       instanceText
 		tagKey   string
-		tagValue string
+		tagValue leaf
 		textFrom int // where the current element's content starts
 	)
 	end := func(k kind, raw []byte) error {
@@ -138,27 +137,18 @@ func scanInto(dst []fleet.Instance, b []byte) (instances []fleet.Instance, nextT
 		case kNextToken:
 			nextToken, err = text(raw)
 		case kInstance:
-			cur.Address = private
-			if cur.Address == "" {
-				cur.Address = public
-			}
-			if cur.Tags != nil {
-				cur.Fleet, cur.Role, cur.Label = cur.Tags[fleet.TagFleet], cur.Tags[fleet.TagRole], cur.Tags[fleet.TagLabel]
-			}
+			in.finish(&cur)
 			instances = append(instances, cur)
 		case kID:
-			cur.ID, err = text(raw)
+			in.id, err = leafText(raw)
 		case kType:
 			cur.Type, err = st.text(raw)
 		case kPrivateIP:
-			private, err = text(raw)
+			in.private, err = leafText(raw)
 		case kPublicIP:
-			public, err = text(raw)
+			in.public, err = leafText(raw)
 		case kLaunchTime:
-			var s string
-			if s, err = text(raw); err == nil {
-				cur.LaunchedAt, err = time.Parse(time.RFC3339Nano, s)
-			}
+			cur.LaunchedAt, err = st.time(raw)
 		case kStateName:
 			var s string
 			s, err = st.text(raw)
@@ -168,16 +158,15 @@ func scanInto(dst []fleet.Instance, b []byte) (instances []fleet.Instance, nextT
 		case kTagKey:
 			tagKey, err = st.text(raw)
 		case kTagValue:
-			if strings.EqualFold(tagKey, fleet.TagLabel) {
-				tagValue, err = text(raw) // unique per instance
+			if tagKey == fleet.TagLabel || strings.EqualFold(tagKey, fleet.TagLabel) {
+				tagValue, err = leafText(raw) // unique per instance
 			} else {
-				tagValue, err = st.text(raw)
+				var s string
+				s, err = st.text(raw)
+				tagValue = leaf{s: s, decoded: true}
 			}
 		case kTag:
-			if cur.Tags == nil {
-				cur.Tags = make(map[string]string, 4)
-			}
-			cur.Tags[tagKey] = tagValue
+			in.tags = append(in.tags, tagText{key: tagKey, value: tagValue})
 		}
 		return err
 	}
@@ -284,9 +273,10 @@ func scanInto(dst []fleet.Instance, b []byte) (instances []fleet.Instance, nextT
 		}
 		switch k {
 		case kInstance:
-			cur, private, public = fleet.Instance{}, "", ""
+			cur = fleet.Instance{}
+			in.reset()
 		case kTag:
-			tagKey, tagValue = "", ""
+			tagKey, tagValue = "", leaf{}
 		}
 		names[depth], kinds[depth] = name, k
 		depth++
@@ -428,6 +418,9 @@ type scanState struct {
 	// interned keeps one copy of the strings that repeat across
 	// instances (types, zones, states, tag keys and most tag values).
 	interned map[string]string
+	// lastTime is the last launch time parsed, as read and parsed.
+	lastTime   []byte
+	lastParsed time.Time
 }
 
 // text is the package-level text, with repeated values shared.
@@ -440,6 +433,107 @@ func (st *scanState) text(raw []byte) (string, error) {
 		st.interned[string(raw)] = s
 	}
 	return s, err
+}
+
+// time parses a launch time. Instances launched together share it, so the
+// last one parsed is kept.
+func (st *scanState) time(raw []byte) (time.Time, error) {
+	if st.lastTime != nil && bytes.Equal(raw, st.lastTime) {
+		return st.lastParsed, nil
+	}
+	s, err := text(raw)
+	if err != nil {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	st.lastTime, st.lastParsed = raw, t
+	return t, nil
+}
+
+// leaf is a leaf element's content: raw when it holds no entity, which
+// then costs no allocation until its instance ends, else decoded.
+type leaf struct {
+	raw     []byte
+	s       string
+	decoded bool
+}
+
+// leafText checks a leaf's content as text does, decoding it only when it
+// holds entities.
+func leafText(raw []byte) (leaf, error) {
+	if bytes.IndexByte(raw, '<') >= 0 {
+		return leaf{}, fmt.Errorf("%w: mixed content", errUnsupported)
+	}
+	if bytes.IndexByte(raw, '&') < 0 {
+		return leaf{raw: raw}, nil
+	}
+	s, err := text(raw)
+	return leaf{s: s, decoded: true}, err
+}
+
+func (l leaf) len() int {
+	if l.decoded {
+		return len(l.s)
+	}
+	return len(l.raw)
+}
+
+// tagText is one tag of an instance being read.
+type tagText struct {
+	key   string
+	value leaf
+}
+
+// instanceText holds what is unique to an instance (its id, addresses and
+// label) until it ends: then one string holds them all, one allocation
+// where there would be one per field.
+type instanceText struct {
+	id, private, public leaf
+	tags                []tagText // reused from instance to instance
+	sb                  strings.Builder
+}
+
+func (in *instanceText) reset() {
+	in.id, in.private, in.public = leaf{}, leaf{}, leaf{}
+	in.tags = in.tags[:0]
+}
+
+// finish sets cur's id, address and tags.
+func (in *instanceText) finish(cur *fleet.Instance) {
+	addr := in.private
+	if addr.len() == 0 {
+		addr = in.public
+	}
+	n := len(in.id.raw) + len(addr.raw)
+	for _, t := range in.tags {
+		n += len(t.value.raw)
+	}
+	in.sb = strings.Builder{}
+	in.sb.Grow(n)
+	// Each field is written once and sliced out of the builder's buffer,
+	// which Grow sized: it is never moved, and a string of it never changes.
+	str := func(l leaf) string {
+		if l.decoded || len(l.raw) == 0 {
+			return l.s
+		}
+		from := in.sb.Len()
+		in.sb.Write(l.raw)
+		return in.sb.String()[from:]
+	}
+	cur.ID = str(in.id)
+	cur.Address = str(addr)
+	if len(in.tags) == 0 {
+		return
+	}
+	cur.Tags = make(map[string]string, len(in.tags))
+	for _, t := range in.tags {
+		v := str(t.value)
+		cur.Tags[t.key] = v
+	}
+	cur.Fleet, cur.Role, cur.Label = cur.Tags[fleet.TagFleet], cur.Tags[fleet.TagRole], cur.Tags[fleet.TagLabel]
 }
 
 // text decodes a leaf element's content: character data with the five XML

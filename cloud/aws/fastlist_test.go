@@ -246,3 +246,33 @@ func TestScanIntoPrefixesCaseAndAppend(t *testing.T) {
 		t.Errorf("truncated scan = %+v, %v; dst %+v", got, err, dst)
 	}
 }
+
+// TestScanInstanceStrings: an instance's id, address and label share one
+// string unless they hold entities; the launch time of the last instance
+// is reused only when it is the same text; a tag value read before its key
+// goes under that key, as before.
+func TestScanInstanceStrings(t *testing.T) {
+	item := func(id, private, public, label, launch string) string {
+		return `<item><instanceId>` + id + `</instanceId>` + private + public +
+			`<launchTime>` + launch + `</launchTime><tagSet><item><key>tide:label</key><value>` + label +
+			`</value></item><item><value>v</value><key>k</key></item></tagSet></item>`
+	}
+	doc := `<R><reservationSet><item><instancesSet>` +
+		item("i-1", `<privateIpAddress>10.0.0.1</privateIpAddress>`, `<ipAddress>1.1.1.1</ipAddress>`, "web-1", "2026-01-01T00:00:00Z") +
+		item("i-&amp;2", `<privateIpAddress/>`, `<ipAddress>2.2.2.2</ipAddress>`, "web-&lt;2", "2026-01-01T00:00:00Z") +
+		item("i-3", ``, ``, "", "2026-01-01T00:00:01.5Z") +
+		`</instancesSet></item></reservationSet></R>`
+	got, _, err := scanDescribeInstances([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	want := []fleet.Instance{
+		{ID: "i-1", Address: "10.0.0.1", Label: "web-1", LaunchedAt: at, Tags: map[string]string{"tide:label": "web-1", "k": "v"}},
+		{ID: "i-&2", Address: "2.2.2.2", Label: "web-<2", LaunchedAt: at, Tags: map[string]string{"tide:label": "web-<2", "k": "v"}},
+		{ID: "i-3", LaunchedAt: at.Add(1500 * time.Millisecond), Tags: map[string]string{"tide:label": "", "k": "v"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("scan =\n%+v\nwant\n%+v", got, want)
+	}
+}

@@ -41,27 +41,40 @@ func (p *Provider) List(ctx context.Context, fleetName string) ([]fleet.Instance
 		o.Limit = p.opts.PageSize
 	})
 	sink := pageSink{pageSize: int(p.opts.PageSize)}
+	var chunks [][]fleet.Instance
+	total := 0
 	for pages.HasMorePages() {
 		var optFns []func(*ec2.Options)
 		if !p.sdkDecode {
 			optFns = append(optFns, withFastDescribe(&sink))
 		}
-		sink.mark = len(sink.out)
+		sink.out = nil
 		page, err := pages.NextPage(ctx, optFns...)
 		if err != nil {
 			return nil, fmt.Errorf("listing fleet %s: %w", fleetName, mapError(err))
 		}
-		if sink.ok {
-			continue // the page's instances are in sink.out
-		}
-		sink.out = sink.out[:sink.mark]
-		for _, r := range page.Reservations {
-			for i := range r.Instances {
-				sink.out = append(sink.out, instanceFrom(&r.Instances[i]))
+		if !sink.ok {
+			sink.out = sink.out[:0]
+			for _, r := range page.Reservations {
+				for i := range r.Instances {
+					sink.out = append(sink.out, instanceFrom(&r.Instances[i]))
+				}
 			}
 		}
+		chunks = append(chunks, sink.out)
+		total += len(sink.out)
 	}
-	return sink.out, nil
+	switch len(chunks) {
+	case 0:
+		return nil, nil
+	case 1:
+		return chunks[0], nil
+	}
+	out := make([]fleet.Instance, 0, total)
+	for _, c := range chunks {
+		out = append(out, c...)
+	}
+	return out, nil
 }
 
 // Launch starts one instance carrying spec.AllTags() on the instance and its
