@@ -328,8 +328,10 @@ func midScaleUp(t *testing.T, f *fleetEnv, name string, p *tideProcess) {
 // hosts launched across the runs are exactly the wanted ones, none twice.
 func restartConverges(t *testing.T, f *fleetEnv, name string) {
 	t.Helper()
+	t0 := time.Now()
 	second := startTideProcess(t, f)
 	awaitConverged(t, f, name, 30*time.Second)
+	t.Logf("converged %s after the restart", time.Since(t0).Round(time.Millisecond))
 	if code := second.stop(t, syscall.SIGTERM, 15*time.Second); code != 0 {
 		t.Fatalf("tide serve exited %d on SIGTERM:\n%s", code, second.errs.String())
 	}
