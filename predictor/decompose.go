@@ -75,18 +75,17 @@ func decompose(y []float64, periods []int, dec decays, w0 []float64) decompositi
 	x := make([]float64, n)
 	det := make([]float64, n)
 	valid := make([]bool, n)
+	cs := make([]float64, n+1)
 	for outer := 0; outer < 2; outer++ {
 		for inner := 0; inner < 2; inner++ {
 			for k, p := range d.periods {
-				for i := range x {
-					x[i] = y[i]
-					for k2 := range seas {
-						if k2 != k {
-							x[i] -= seas[k2][i]
-						}
+				copy(x, y)
+				for k2 := range seas {
+					if k2 != k {
+						sub(x, seas[k2])
 					}
 				}
-				centredMA(x, p, det, valid)
+				centredMA(x, p, det, valid, cs)
 				extendEnds(det, valid)
 				for i := range det {
 					if valid[i] {
@@ -102,22 +101,18 @@ func decompose(y []float64, periods []int, dec decays, w0 []float64) decompositi
 					}
 				}
 				d.profiles[k] = prof
-				for i := range seas[k] {
-					seas[k][i] = prof[i%p]
-				}
+				tile(seas[k], prof)
 			}
 		}
 		if outer == 1 || len(d.periods) == 0 {
 			break
 		}
 		// Robustness weights from the remainder around a moving-average trend.
-		for i := range x {
-			x[i] = y[i]
-			for k := range seas {
-				x[i] -= seas[k][i]
-			}
+		copy(x, y)
+		for k := range seas {
+			sub(x, seas[k])
 		}
-		centredMA(x, d.periods[0], det, valid)
+		centredMA(x, d.periods[0], det, valid, cs)
 		var abs []float64
 		for i := range x {
 			if valid[i] {
@@ -147,22 +142,49 @@ func decompose(y []float64, periods []int, dec decays, w0 []float64) decompositi
 			}
 		}
 	}
+	// adjusted = y - (0 + seas[0] + seas[1] + ...): the seasonal summed in
+	// the order seasonal sums it.
 	d.adjusted = make([]float64, n)
+	for k := range seas {
+		add(d.adjusted, seas[k])
+	}
 	for i := range y {
-		d.adjusted[i] = y[i] - d.seasonal(i)
+		d.adjusted[i] = y[i] - d.adjusted[i]
 	}
 	return d
 }
 
+// sub subtracts b from a, element by element.
+func sub(a, b []float64) {
+	b = b[:len(a)]
+	for i := range a {
+		a[i] -= b[i]
+	}
+}
+
+// add adds b to a, element by element.
+func add(a, b []float64) {
+	b = b[:len(a)]
+	for i := range a {
+		a[i] += b[i]
+	}
+}
+
+// tile fills dst with repeats of prof: dst[i] = prof[i%len(prof)].
+func tile(dst, prof []float64) {
+	for i := 0; i < len(dst); i += len(prof) {
+		copy(dst[i:], prof)
+	}
+}
+
 // centredMA writes into out the centred moving average of x with window p
 // (a 2xp average when p is even) and marks in valid the indices where the
-// full window fits.
-func centredMA(x []float64, p int, out []float64, valid []bool) {
+// full window fits. cs is scratch space for len(x)+1 values.
+func centredMA(x []float64, p int, out []float64, valid []bool, cs []float64) {
 	n := len(x)
-	for i := range valid {
-		valid[i] = false
-	}
-	cs := make([]float64, n+1)
+	clear(valid)
+	cs = cs[:n+1]
+	cs[0] = 0
 	for i, v := range x {
 		cs[i+1] = cs[i] + v
 	}
@@ -217,16 +239,26 @@ func phaseMeans(det []float64, valid []bool, w []float64, p int, decay float64) 
 	sum := make([]float64, p)
 	wt := make([]float64, p)
 	cycleW := 1.0
+	// From the end backwards: ph is i%p, c counts the values since the
+	// last cycle boundary (n-1-i modulo p).
+	ph, c := 0, 0
+	if n > 0 {
+		ph = (n - 1) % p
+	}
 	for i := n - 1; i >= 0; i-- {
-		if i != n-1 && (n-1-i)%p == 0 {
+		if c == p {
+			c = 0
 			cycleW *= decay
 		}
-		if !valid[i] {
-			continue
+		if valid[i] {
+			cw := w[i] * cycleW
+			sum[ph] += cw * det[i]
+			wt[ph] += cw
 		}
-		cw := w[i] * cycleW
-		sum[i%p] += cw * det[i]
-		wt[i%p] += cw
+		c++
+		if ph--; ph < 0 {
+			ph = p - 1
+		}
 	}
 	prof := make([]float64, p)
 	mean := 0.0
@@ -247,24 +279,93 @@ func phaseMeans(det []float64, valid []bool, w []float64, p int, decay float64) 
 // its mean shape with period q.
 func removeSubperiod(prof []float64, q int) {
 	m := make([]float64, q)
-	for j, v := range prof {
-		m[j%q] += v
+	for j := 0; j < len(prof); j += q {
+		add(m, prof[j:j+q])
 	}
 	c := float64(len(prof) / q)
-	for j := range prof {
-		prof[j] -= m[j%q] / c
+	for j := 0; j < len(prof); j += q {
+		seg := prof[j : j+q]
+		for i := range seg {
+			seg[i] -= m[i] / c
+		}
 	}
 }
 
 // median returns the median of v, reordering v.
 func median(v []float64) float64 {
-	if len(v) == 0 {
+	n := len(v)
+	if n == 0 {
 		return math.NaN()
 	}
-	sort.Float64s(v)
-	m := len(v) / 2
-	if len(v)%2 == 1 {
+	m := n / 2
+	if !selectRank(v, m) {
+		sort.Float64s(v)
+		if n%2 == 1 {
+			return v[m]
+		}
+		return (v[m-1] + v[m]) / 2
+	}
+	if n%2 == 1 {
 		return v[m]
 	}
-	return (v[m-1] + v[m]) / 2
+	// v[:m] holds the m lowest values: the highest of them is next below.
+	lo := v[0]
+	for _, x := range v[1:m] {
+		lo = math.Max(lo, x)
+	}
+	return (lo + v[m]) / 2
+}
+
+// selectRank reorders v so that v[k] is the value of rank k (0 the lowest),
+// with no higher value before it and no lower value after it, in expected
+// linear time. It reports false, leaving v in some order, when v holds NaN
+// or the partitioning degenerates; the caller then sorts.
+func selectRank(v []float64, k int) bool {
+	for _, x := range v {
+		if x != x {
+			return false
+		}
+	}
+	lo, hi := 0, len(v)-1
+	for budget := 64; lo < hi; budget-- {
+		if budget == 0 {
+			return false
+		}
+		// Median of three as the pivot, then a Hoare partition.
+		mid := int(uint(lo+hi) >> 1)
+		if v[mid] < v[lo] {
+			v[mid], v[lo] = v[lo], v[mid]
+		}
+		if v[hi] < v[lo] {
+			v[hi], v[lo] = v[lo], v[hi]
+		}
+		if v[hi] < v[mid] {
+			v[hi], v[mid] = v[mid], v[hi]
+		}
+		pivot := v[mid]
+		i, j := lo, hi
+		for i <= j {
+			for v[i] < pivot {
+				i++
+			}
+			for pivot < v[j] {
+				j--
+			}
+			if i <= j {
+				v[i], v[j] = v[j], v[i]
+				i++
+				j--
+			}
+		}
+		// Now v[lo..j] <= pivot <= v[i..hi], and v[j+1..i-1] == pivot.
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return true
+		}
+	}
+	return true
 }

@@ -80,20 +80,92 @@ func fitHolt(x []float64) holt {
 		}
 	}
 	burn := min(len(x)/10, 24)
-	best := holt{alpha: 0.5, phi: 0.9, level: level0}
-	bestLoss := math.Inf(1)
+	// The grid in the order the best is chosen in (the first of equal
+	// losses wins). Without a trend term (beta 0) the trend stays 0 and
+	// phi makes no difference: only the first phi is run.
+	grid := make([]holt, 0, len(holtAlphas)*len(holtBetas)*len(holtPhis))
 	for _, a := range holtAlphas {
 		for _, b := range holtBetas {
-			for _, p := range holtPhis {
-				h := holt{alpha: a, beta: b, phi: p, level: level0}
-				if loss := h.run(x, burn, clip); loss < bestLoss {
-					bestLoss = loss
-					best = h
+			for pi, p := range holtPhis {
+				if b == 0 && pi > 0 {
+					continue
 				}
+				grid = append(grid, holt{alpha: a, beta: b, phi: p, level: level0})
 			}
 		}
 	}
+	loss := make([]float64, len(grid))
+	for g := 0; g < len(grid); g += holtLanes {
+		runLanes(grid[g:min(g+holtLanes, len(grid))], x, burn, clip, loss[g:])
+	}
+	best := holt{alpha: 0.5, phi: 0.9, level: level0}
+	bestLoss := math.Inf(1)
+	for i, h := range grid {
+		if loss[i] < bestLoss {
+			bestLoss = loss[i]
+			best = h
+		}
+	}
 	return best
+}
+
+// holtLanes is how many parameter sets runLanes smooths in one pass.
+const holtLanes = 4
+
+// runLanes is run for up to holtLanes models at once: each model's
+// smoothing is a chain of dependent operations, and interleaving
+// independent chains keeps the processor busy. Every model computes
+// exactly what run computes; its loss goes to loss[i] and its state is
+// left in hs[i].
+func runLanes(hs []holt, x []float64, burn int, clip float64, loss []float64) {
+	var h [holtLanes]holt
+	copy(h[:], hs)
+	for i := len(hs); i < holtLanes; i++ {
+		h[i] = hs[0] // padding, discarded
+	}
+	// The products the chains reuse, as run computes them: beta*alpha.
+	var ba [holtLanes]float64
+	for i := range h {
+		ba[i] = h[i].beta * h[i].alpha
+	}
+	l0, l1, l2, l3 := h[0].level, h[1].level, h[2].level, h[3].level
+	t0, t1, t2, t3 := h[0].trend, h[1].trend, h[2].trend, h[3].trend
+	a0, a1, a2, a3 := h[0].alpha, h[1].alpha, h[2].alpha, h[3].alpha
+	p0, p1, p2, p3 := h[0].phi, h[1].phi, h[2].phi, h[3].phi
+	b0, b1, b2, b3 := ba[0], ba[1], ba[2], ba[3]
+	var s0, s1, s2, s3 float64
+	burn = min(max(burn, 0), len(x))
+	for _, v := range x[:burn] {
+		q0, q1, q2, q3 := l0+p0*t0, l1+p1*t1, l2+p2*t2, l3+p3*t3
+		e0, e1, e2, e3 := v-q0, v-q1, v-q2, v-q3
+		l0, l1, l2, l3 = q0+a0*e0, q1+a1*e1, q2+a2*e2, q3+a3*e3
+		t0, t1, t2, t3 = p0*t0+b0*e0, p1*t1+b1*e1, p2*t2+b2*e2, p3*t3+b3*e3
+	}
+	for _, v := range x[burn:] {
+		q0, q1, q2, q3 := l0+p0*t0, l1+p1*t1, l2+p2*t2, l3+p3*t3
+		e0, e1, e2, e3 := v-q0, v-q1, v-q2, v-q3
+		s0 += huber(e0, clip)
+		s1 += huber(e1, clip)
+		s2 += huber(e2, clip)
+		s3 += huber(e3, clip)
+		l0, l1, l2, l3 = q0+a0*e0, q1+a1*e1, q2+a2*e2, q3+a3*e3
+		t0, t1, t2, t3 = p0*t0+b0*e0, p1*t1+b1*e1, p2*t2+b2*e2, p3*t3+b3*e3
+	}
+	out := [holtLanes]float64{s0, s1, s2, s3}
+	lv := [holtLanes]float64{l0, l1, l2, l3}
+	tr := [holtLanes]float64{t0, t1, t2, t3}
+	for i := range hs {
+		loss[i] = out[i]
+		hs[i].level, hs[i].trend = lv[i], tr[i]
+	}
+}
+
+// huber is the robust loss of one error, as run sums it.
+func huber(e, clip float64) float64 {
+	if a := math.Abs(e); a > clip {
+		return clip * (2*a - clip)
+	}
+	return e * e
 }
 
 // oneStepScale replays the model on x and returns a robust scale (1.48

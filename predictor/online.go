@@ -102,6 +102,7 @@ type Online struct {
 	hist  [512]state
 	errs  []rankedRing // per lead, the last errCap signed errors
 	qs    []float64    // cached quantiles per lead
+	qsOK  []bool       // qs[li] is computed
 	qsAt  int          // total errors when qs was computed
 	errT  int
 	err   error
@@ -124,6 +125,35 @@ type onlineFit struct {
 	logFloor float64 // values are floored here before the log
 	sigma    float64 // robust scale of one-step errors, model space
 	fallback float64 // margin used while too few errors are tracked
+
+	// Powers of the damping the per-sample paths use, computed once per
+	// fit exactly as they would be per call.
+	damp  []float64 // damp[d] = phi^(d/k), the damping after d steps
+	alpha float64   // the level's smoothing per step: 1 - (1-alpha)^(1/k)
+	r     float64   // phi^(1/k), the damping per step
+}
+
+// dampLen covers the steps between a level and the forecasts made from it
+// in Observe and in forecasts of a few hours.
+const dampLen = 1024
+
+// prepare computes the fit's powers for k steps per model step.
+func (f *onlineFit) prepare(k int64) {
+	phi := f.m.ets.phi
+	f.damp = make([]float64, dampLen)
+	for d := range f.damp {
+		f.damp[d] = math.Pow(phi, float64(d)/float64(k))
+	}
+	f.alpha = 1 - math.Pow(1-f.m.ets.alpha, 1/float64(k))
+	f.r = math.Pow(phi, 1/float64(k))
+}
+
+// dampAfter is phi^(d/k).
+func (f *onlineFit) dampAfter(d, k int64) float64 {
+	if d >= 0 && d < int64(len(f.damp)) {
+		return f.damp[d]
+	}
+	return math.Pow(f.m.ets.phi, float64(d)/float64(k))
 }
 
 // New returns an online forecaster. An invalid Step makes every Forecast
@@ -361,6 +391,7 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 		e := append([]float64(nil), sel.errors...)
 		f.fallback += math.Max(0, quantile(e, o.opts.Quantile))
 	}
+	f.prepare(o.k)
 	return f
 }
 
@@ -402,7 +433,7 @@ func (o *Online) trendSum(trend float64, d int64) float64 {
 	if phi >= 1 {
 		return trend * c
 	}
-	return trend * phi * (1 - math.Pow(phi, c)) / (1 - phi)
+	return trend * phi * (1 - o.fit.dampAfter(d, o.k)) / (1 - phi)
 }
 
 func (o *Online) predictFrom(s state, i int64) float64 {
@@ -432,10 +463,10 @@ func (o *Online) update(i int64, v float64) {
 	}
 	d := i - o.last
 	o.level += o.trendSum(o.trend, d)
-	o.trend *= math.Pow(f.m.ets.phi, float64(d)/float64(o.k))
+	o.trend *= f.dampAfter(d, o.k)
 	o.last = i
 	e := f.toModel(v) - (o.level + f.seasonal(i, o.k))
-	alpha := 1 - math.Pow(1-f.m.ets.alpha, 1/float64(o.k))
+	alpha := f.alpha
 	o.level += alpha * e
 	// A run of large errors of one sign is a level shift: jump to it.
 	if f.sigma > 0 && math.Abs(e) > shiftSigmas*f.sigma && (o.run == 0 || (e > 0) == (o.runE > 0)) {
@@ -457,17 +488,21 @@ func (o *Online) update(i int64, v float64) {
 func (o *Online) margin(d int64) float64 {
 	if o.qs == nil || o.errT-o.qsAt >= 64 {
 		if o.qs == nil {
-			o.qs = make([]float64, len(leads))
+			o.qs, o.qsOK = make([]float64, len(leads)), make([]bool, len(leads))
 		}
-		for li := range leads {
+		clear(o.qsOK)
+		o.qsAt = o.errT
+	}
+	// A lead's quantile is computed when first needed after a refresh: the
+	// rings of leads nobody asks for are never sorted.
+	at := func(li int) float64 {
+		if !o.qsOK[li] {
 			o.qs[li] = math.NaN()
 			if o.errs[li].len() >= minErrs {
 				o.qs[li] = math.Max(0, o.errs[li].quantile(o.opts.Quantile))
 			}
+			o.qsOK[li] = true
 		}
-		o.qsAt = o.errT
-	}
-	at := func(li int) float64 {
 		if q := o.qs[li]; !math.IsNaN(q) {
 			return q
 		}

@@ -49,7 +49,7 @@ func (o *Online) bandScale(pred float64) float64 {
 func (o *Online) pathMax(s state, from, to int64) float64 {
 	f := o.fit
 	phi := f.m.ets.phi
-	r := math.Pow(phi, 1/float64(o.k)) // per-step damping
+	r := f.r // per-step damping
 	pw := math.Pow(r, float64(from-s.idx))
 	hi := math.Inf(-1)
 	for i := from + 1; i <= to; i++ {
