@@ -7,11 +7,9 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -33,16 +31,7 @@ import (
 // TestMain doubles as a local-cloud host: the local cloud starts this test
 // binary with TIDE_LOCAL_HOST_DIR set, so no tide binary is needed.
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(local.HostDirEnv); dir != "" {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		err := local.RunHost(ctx, dir, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-		stop()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "local host:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	local.RunHostIfAsked()
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	os.Exit(m.Run())
 }

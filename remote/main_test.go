@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -29,16 +28,7 @@ import (
 // TestMain doubles as a local-cloud host, so that the local backend runs
 // real host processes without the tide binary.
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(local.HostDirEnv); dir != "" {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		err := local.RunHost(ctx, dir, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-		stop()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "local host:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	local.RunHostIfAsked()
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	os.Exit(m.Run())
 }

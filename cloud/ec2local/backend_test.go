@@ -3,13 +3,9 @@ package ec2local_test
 import (
 	"context"
 	"crypto/ed25519"
-	"fmt"
-	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,16 +20,7 @@ import (
 // TestMain doubles as a local-cloud host: the local cloud starts this test
 // binary with TIDE_LOCAL_HOST_DIR set.
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(local.HostDirEnv); dir != "" {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		err := local.RunHost(ctx, dir, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-		stop()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "local host:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	local.RunHostIfAsked()
 	os.Setenv("GORACE", "atexit_sleep_ms=0") // hosts built with -race exit at once
 	os.Exit(m.Run())
 }

@@ -5,12 +5,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,16 +21,7 @@ import (
 // TestMain doubles as a local-cloud host: the provider under test starts
 // this test binary with TIDE_LOCAL_HOST_DIR set, so no tide binary is needed.
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(local.HostDirEnv); dir != "" {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		err := local.RunHost(ctx, dir, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-		stop()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "local host:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	local.RunHostIfAsked()
 	if stateDir := os.Getenv(launcherEnv); stateDir != "" {
 		os.Exit(launchAndExit(stateDir))
 	}
