@@ -129,54 +129,93 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed) Plan {
 	// idx holds the hosts' indexes in sorted's order (once sorted): a
 	// label's run of it is the group sortNewestFirst and pickOldest work on.
 	idx := make([]int, len(sorted))
-
-	p := Plan{Keep: make([]Observed, 0, len(hosts))}
-	for _, name := range names {
-		lo := start[name]
-		seg := sorted[lo : lo+count[name]]
+	// First each role's labels and what they will come to, so that the
+	// plan's slices are made at their size.
+	type run struct{ n, from, to int } // a label's hosts: [from, to) of idx
+	type span struct {
+		name       string
+		lo, hi     int // the role's hosts in idx: the strays, then runs
+		strays     int
+		runs       []run
+		want       int
+		managed    bool
+		role       Role
+		launchFrom int
+	}
+	spans := make([]span, len(names))
+	var nKeep, nRemove, nLaunch int
+	for si, name := range names {
+		lo, hi := start[name], start[name]+count[name]
+		seg := sorted[lo:hi]
 		slices.SortFunc(seg, func(a, b place) int {
 			if a.n != b.n {
 				return cmp.Compare(a.n, b.n)
 			}
 			return cmp.Compare(a.i, b.i)
 		})
+		sp := span{name: name, lo: lo, hi: hi, role: byName[name]}
 		for k, pl := range seg {
 			idx[lo+k] = pl.i
+			if pl.n == 0 {
+				sp.strays++
+			}
 		}
-		// runs are the role's labels, by number: [from, to) of seg.
-		strays := 0
-		for strays < len(seg) && seg[strays].n == 0 {
-			strays++
-		}
-		type run struct{ n, from, to int }
-		var runs []run
-		for k := strays; k < len(seg); {
+		for k := sp.strays; k < len(seg); {
 			e := k + 1
 			for e < len(seg) && seg[e].n == seg[k].n {
 				e++
 			}
-			runs = append(runs, run{seg[k].n, k, e})
+			sp.runs = append(sp.runs, run{seg[k].n, lo + k, lo + e})
 			k = e
 		}
-		group := func(r run) []int { return idx[lo+r.from : lo+r.to] }
-		want, managed := desired[name]
-		role := byName[name]
-		if !managed || role.Fixed {
-			for _, pl := range seg[strays:] {
-				p.Keep = append(p.Keep, hosts[pl.i])
+		sp.want, sp.managed = desired[name]
+		if !sp.managed || sp.role.Fixed {
+			sp.managed = false
+			nKeep += len(seg)
+		} else {
+			nKeep += sp.strays
+			within := 0
+			for _, r := range sp.runs {
+				if r.n <= sp.want {
+					within++
+					nRemove += r.to - r.from - 1
+				} else {
+					nRemove += r.to - r.from
+				}
 			}
-			for _, pl := range seg[:strays] {
-				p.Keep = append(p.Keep, hosts[pl.i])
+			nKeep += within
+			nLaunch += sp.want - within
+		}
+		spans[si] = sp
+	}
+
+	p := Plan{Keep: make([]Observed, 0, nKeep)}
+	if nLaunch > 0 {
+		p.Launch = make([]Slot, 0, nLaunch)
+	}
+	if nRemove > 0 {
+		p.Remove = make([]Removal, 0, nRemove)
+	}
+	for _, sp := range spans {
+		group := func(r run) []int { return idx[r.from:r.to] }
+		strays, labelled := idx[sp.lo:sp.lo+sp.strays], idx[sp.lo+sp.strays:sp.hi]
+		if !sp.managed {
+			for _, i := range labelled {
+				p.Keep = append(p.Keep, hosts[i])
+			}
+			for _, i := range strays {
+				p.Keep = append(p.Keep, hosts[i])
 			}
 			continue
 		}
+		name, want, runs := sp.name, sp.want, sp.runs
 		r := 0
 		for n := 1; n <= want; n++ {
 			for r < len(runs) && runs[r].n < n {
 				r++
 			}
 			if r == len(runs) || runs[r].n != n {
-				p.Launch = append(p.Launch, Slot{Role: name, Label: fleet.Label(name, n), N: n, Zone: role.ZoneFor(n)})
+				p.Launch = append(p.Launch, Slot{Role: name, Label: fleet.Label(name, n), N: n, Zone: sp.role.ZoneFor(n)})
 				continue
 			}
 			p.Keep = append(p.Keep, hosts[pickOldest(hosts, group(runs[r]))])
@@ -201,8 +240,8 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed) Plan {
 		}
 		// Hosts of a managed role whose label is not role-n are kept: tide
 		// did not name them and will not guess.
-		for _, pl := range seg[:strays] {
-			p.Keep = append(p.Keep, hosts[pl.i])
+		for _, i := range strays {
+			p.Keep = append(p.Keep, hosts[i])
 		}
 	}
 	return p
@@ -256,9 +295,19 @@ func pickOldest(hosts []Observed, idx []int) int {
 	return best
 }
 
-// sortNewestFirst orders idx so that the host to keep comes last.
+// sortNewestFirst orders idx so that the host to keep comes last; hosts
+// neither is better than the other (one instance listed twice) keep their
+// order.
 func sortNewestFirst(hosts []Observed, idx []int) {
 	if len(idx) > 1 {
-		sort.Slice(idx, func(a, b int) bool { return better(hosts[idx[b]].Instance, hosts[idx[a]].Instance) })
+		slices.SortStableFunc(idx, func(a, b int) int {
+			switch {
+			case better(hosts[b].Instance, hosts[a].Instance):
+				return -1
+			case better(hosts[a].Instance, hosts[b].Instance):
+				return 1
+			}
+			return 0
+		})
 	}
 }

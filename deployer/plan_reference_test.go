@@ -95,7 +95,7 @@ func makePlanReference(roles []Role, desired map[string]int, hosts []Observed) P
 			if n <= want {
 				keep, reason = pickOldest(hosts, idx), ReasonDuplicate
 			}
-			sortNewestFirst(hosts, idx)
+			sortNewestFirstReference(hosts, idx)
 			for _, i := range idx {
 				if i != keep {
 					p.Remove = append(p.Remove, Removal{Observed: hosts[i], Reason: reason})
@@ -109,6 +109,13 @@ func makePlanReference(roles []Role, desired map[string]int, hosts []Observed) P
 		}
 	}
 	return p
+}
+
+// sortNewestFirstReference is sortNewestFirst as first written.
+func sortNewestFirstReference(hosts []Observed, idx []int) {
+	if len(idx) > 1 {
+		sort.Slice(idx, func(a, b int) bool { return better(hosts[idx[b]].Instance, hosts[idx[a]].Instance) })
+	}
 }
 
 // TestMakePlanAgreesWithReference plans random fleets (duplicates, gaps,
@@ -141,7 +148,7 @@ func TestMakePlanAgreesWithReference(t *testing.T) {
 				label = ""
 			}
 			hosts = append(hosts, Observed{Label: label, Confirmed: rng.IntN(2) == 0, Instance: fleet.Instance{
-				ID: fmt.Sprintf("i-%d", rng.IntN(1000)), Role: role, State: states[rng.IntN(2)],
+				ID: fmt.Sprintf("i-%d", i), Role: role, State: states[rng.IntN(2)],
 				LaunchedAt: t0.Add(time.Duration(rng.IntN(5)) * time.Minute), Address: fmt.Sprint(i)}})
 		}
 		got := MakePlan(roles, desired, slices.Clone(hosts))
