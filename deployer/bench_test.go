@@ -1,7 +1,10 @@
 package deployer
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -83,4 +86,45 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkLoadCache10000 reads the label cache of a 10,000-host fleet, as
+// every reconcile does first: as this package writes it, and as
+// encoding/json wrote it before.
+func BenchmarkLoadCache10000(b *testing.B) {
+	c := newCacheFile("bench")
+	for i := range 10000 {
+		id := fmt.Sprintf("i-%017x", i)
+		c.Hosts[id] = cacheEntry{ID: id, Address: fmt.Sprintf("10.0.%d.%d", i>>8, i&255),
+			Label: fleet.Label(fmt.Sprintf("role%d", i%10), i/10+1), Role: fmt.Sprintf("role%d", i%10),
+			At: t0.Add(time.Duration(i) * time.Second)}
+	}
+	written, err := encodeCacheFile(c, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	compact, err := json.Marshal(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		data []byte
+	}{{"written", written}, {"encoding-json", compact}} {
+		b.Run(tt.name, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "labels.json")
+			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			cpu0 := cpuTime(b)
+			for b.Loop() {
+				lc, err := loadCache(path, "bench")
+				if err != nil || len(lc.f.Hosts) != 10000 {
+					b.Fatalf("loadCache: %d hosts, %v", len(lc.f.Hosts), err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+		})
+	}
 }

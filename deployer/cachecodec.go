@@ -62,7 +62,10 @@ func fastDecodeCache(b []byte, f *cacheFile) error {
 			return r.str(&f.Fleet)
 		case "hosts":
 			if f.Hosts == nil {
-				f.Hosts = make(map[string]cacheEntry, strings.Count(r.s[r.i:], `"id"`))
+				// A host a line as written here; a compact file's
+				// hosts take more than 160 bytes each.
+				rest := r.s[r.i:]
+				f.Hosts = make(map[string]cacheEntry, max(strings.Count(rest, "\n"), len(rest)/160))
 			}
 			return r.object(func(id string) bool {
 				var e cacheEntry
@@ -136,14 +139,11 @@ func (r *cacheReader) launch(l *launchRecord) bool {
 }
 
 func (r *cacheReader) space() {
-	for r.i < len(r.s) {
-		switch r.s[r.i] {
-		case ' ', '\t', '\n', '\r':
-			r.i++
-		default:
-			return
-		}
+	s, i := r.s, r.i
+	for i < len(s) && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
+		i++
 	}
+	r.i = i
 }
 
 // consume skips spaces and then c, reporting whether c was there.
@@ -185,20 +185,27 @@ func (r *cacheReader) str(dst *string) bool {
 	if !r.consume('"') {
 		return false
 	}
-	start := r.i
-	for ; r.i < len(r.s); r.i++ {
-		c := r.s[r.i]
-		if c == '"' {
-			*dst = r.s[start:r.i]
-			r.i++
-			return true
-		}
-		if c < 0x20 || c >= 0x7f || c == '\\' {
-			return false
-		}
+	s, start := r.s, r.i // locals: the loop keeps them in registers
+	i := start
+	for i < len(s) && plain[s[i]] {
+		i++
 	}
-	return false
+	if i == len(s) || s[i] != '"' {
+		return false
+	}
+	*dst = s[start:i]
+	r.i = i + 1
+	return true
 }
+
+// plain holds the bytes a string may hold on the fast path: printable
+// ASCII but the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // int reads an integer in JSON's syntax (no exponent or fraction, which
 // encoding/json refuses for an int field).
