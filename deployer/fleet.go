@@ -218,7 +218,11 @@ func (f *Fleet) run(ctx context.Context, dead bool, plan func([]Observed) Plan) 
 
 	p := plan(hosts)
 	f.log.Debug("plan made", "launch", len(p.Launch), "keep", len(p.Keep), "remove", len(p.Remove))
-	rep.Hosts = append(rep.Hosts, x.execute(ctx, p)...)
+	if done := x.execute(ctx, p); len(rep.Hosts) == 0 {
+		rep.Hosts = done // no copy of a large fleet's results
+	} else {
+		rep.Hosts = append(rep.Hosts, done...)
+	}
 	rep.finish(f.clk.Now())
 	// A pass that changed nothing (the service's every step) logs at debug.
 	level := slog.LevelDebug

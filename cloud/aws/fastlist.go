@@ -488,13 +488,18 @@ type tagText struct {
 }
 
 // instanceText holds what is unique to an instance (its id, addresses and
-// label) until it ends: then one string holds them all, one allocation
-// where there would be one per field.
+// label) until it ends. They are then copied into a shared buffer of
+// strings (sb) that serves many instances, one allocation every 16 KiB
+// where there would be one per field: an instance's strings keep at most
+// that much alive.
 type instanceText struct {
 	id, private, public leaf
 	tags                []tagText // reused from instance to instance
 	sb                  strings.Builder
 }
+
+// stringChunk is the size of the buffers instances' strings are cut from.
+const stringChunk = 16 << 10
 
 func (in *instanceText) reset() {
 	in.id, in.private, in.public = leaf{}, leaf{}, leaf{}
@@ -511,10 +516,13 @@ func (in *instanceText) finish(cur *fleet.Instance) {
 	for _, t := range in.tags {
 		n += len(t.value.raw)
 	}
-	in.sb = strings.Builder{}
-	in.sb.Grow(n)
+	if in.sb.Cap()-in.sb.Len() < n {
+		in.sb = strings.Builder{}
+		in.sb.Grow(max(n, stringChunk))
+	}
 	// Each field is written once and sliced out of the builder's buffer,
-	// which Grow sized: it is never moved, and a string of it never changes.
+	// which has room for them all: it is never moved, and a string of it
+	// never changes.
 	str := func(l leaf) string {
 		if l.decoded || len(l.raw) == 0 {
 			return l.s
