@@ -112,3 +112,22 @@ func TestMedian(t *testing.T) {
 		t.Errorf("median with NaN = %v, want 1 (NaN sorts first)", got)
 	}
 }
+
+// TestQuantileSelect checks the selection-based quantile against
+// interpolating in a sorted copy.
+func TestQuantileSelect(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for n := 1; n <= 200; n++ {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = math.Round(rng.NormFloat64() * 3)
+		}
+		w := slices.Clone(v)
+		slices.Sort(w)
+		for _, q := range []float64{0, 0.1, 0.5, 0.9, 0.95, 0.975, 1} {
+			if got, want := quantile(slices.Clone(v), q), sortedQuantile(w, q); got != want {
+				t.Fatalf("n %d q %v: quantile %v, want %v", n, q, got, want)
+			}
+		}
+	}
+}

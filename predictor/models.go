@@ -151,11 +151,23 @@ func seasonalScale(y []float64, m int) float64 {
 
 // quantile returns the q-quantile of v (linear interpolation), reordering v.
 func quantile(v []float64, q float64) float64 {
-	if len(v) == 0 {
+	n := len(v)
+	if n == 0 {
 		return math.NaN()
 	}
-	sort.Float64s(v)
-	return sortedQuantile(v, q)
+	pos := q * float64(n-1)
+	lo := int(math.Floor(pos))
+	if lo < 0 || lo >= n-1 || !selectRank(v, lo) {
+		sort.Float64s(v)
+		return sortedQuantile(v, q)
+	}
+	// v[lo+1:] holds the values above rank lo: the lowest is next.
+	next := v[lo+1]
+	for _, x := range v[lo+2:] {
+		next = math.Min(next, x)
+	}
+	fr := pos - float64(lo)
+	return v[lo]*(1-fr) + next*fr
 }
 
 func mean(v []float64) float64 {

@@ -27,6 +27,11 @@ type Options struct {
 	// default 6 hours. A negative value never refits inside Observe: the
 	// caller then calls Refit, e.g. from a background goroutine.
 	RefitEvery time.Duration
+	// SelectEvery is how much new data there is between two choices of
+	// the model among the candidates; the refits in between refit the
+	// model last chosen, which costs a quarter of a refit that chooses.
+	// Zero or negative (the default) chooses at every refit.
+	SelectEvery time.Duration
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -92,6 +97,8 @@ type Online struct {
 	sinceRefit int64 // steps of data since the last refit
 	refitting  bool
 	refits     int
+	sel        *selection // the model last chosen
+	selAt      int64      // newest step index when it was chosen
 
 	fit   *onlineFit
 	level float64 // in model space
@@ -108,8 +115,9 @@ type Online struct {
 	err   error
 
 	// Window-maximum calibration (see windowTrack).
-	wins  []windowTrack
-	scale float64 // smoothed absolute one-step error, value space
+	wins    []windowTrack
+	pathBuf []float64 // scratch for trackWindows
+	scale   float64   // smoothed absolute one-step error, value space
 }
 
 type state struct {
@@ -131,29 +139,62 @@ type onlineFit struct {
 	damp  []float64 // damp[d] = phi^(d/k), the damping after d steps
 	alpha float64   // the level's smoothing per step: 1 - (1-alpha)^(1/k)
 	r     float64   // phi^(1/k), the damping per step
+
+	// The seasonal at the step indices asked for lately: each sample asks
+	// for the same few, and the window tracker for the next h again and
+	// again. Read and written with Online.mu held, once installed.
+	seas []seasEntry
+}
+
+type seasEntry struct {
+	i  int64
+	v  float64
+	ok bool
+}
+
+// seasCacheLen is a power of two above the longest tracked window.
+const seasCacheLen = 512
+
+// seasonalAt is seasonal(i, k), from the cache when there.
+func (f *onlineFit) seasonalAt(i, k int64) float64 {
+	if f.seas == nil {
+		return f.seasonal(i, k)
+	}
+	e := &f.seas[i&(seasCacheLen-1)]
+	if !e.ok || e.i != i {
+		*e = seasEntry{i: i, v: f.seasonal(i, k), ok: true}
+	}
+	return e.v
 }
 
 // dampLen covers the steps between a level and the forecasts made from it
 // in Observe and in forecasts of a few hours.
 const dampLen = 1024
 
-// prepare computes the fit's powers for k steps per model step.
+// prepare computes the fit's powers for k steps per model step; damp is
+// filled as asked for.
 func (f *onlineFit) prepare(k int64) {
 	phi := f.m.ets.phi
 	f.damp = make([]float64, dampLen)
 	for d := range f.damp {
-		f.damp[d] = math.Pow(phi, float64(d)/float64(k))
+		f.damp[d] = math.NaN()
 	}
 	f.alpha = 1 - math.Pow(1-f.m.ets.alpha, 1/float64(k))
 	f.r = math.Pow(phi, 1/float64(k))
+	f.seas = make([]seasEntry, seasCacheLen)
 }
 
-// dampAfter is phi^(d/k).
+// dampAfter is phi^(d/k). Once the fit is installed, Online.mu is held.
 func (f *onlineFit) dampAfter(d, k int64) float64 {
-	if d >= 0 && d < int64(len(f.damp)) {
-		return f.damp[d]
+	if d < 0 || d >= int64(len(f.damp)) {
+		return math.Pow(f.m.ets.phi, float64(d)/float64(k))
 	}
-	return math.Pow(f.m.ets.phi, float64(d)/float64(k))
+	p := f.damp[d]
+	if p != p {
+		p = math.Pow(f.m.ets.phi, float64(d)/float64(k))
+		f.damp[d] = p
+	}
+	return p
 }
 
 // New returns an online forecaster. An invalid Step makes every Forecast
@@ -291,30 +332,45 @@ func (o *Online) Refit() error {
 	cb1 := floorDiv(o.newest, o.k)
 	coarse := make([]float64, cb1-cb0+1)
 	cnt := make([]int, len(coarse))
+	// Walk the ring from the oldest sample: s is i's slot, b its model
+	// step's index in coarse and r its place in that model step.
+	s, b, r := o.slot(o.first), 0, o.first-cb0*o.k
 	for i := o.first; i <= o.newest; i++ {
-		if s := o.slot(i); o.has[s] {
-			b := floorDiv(i, o.k) - cb0
+		if o.has[s] {
 			coarse[b] += o.vals[s]
 			cnt[b]++
+		}
+		if s++; s == o.w {
+			s = 0
+		}
+		if r++; r == o.k {
+			r, b = 0, b+1
 		}
 	}
 	// The last two days of raw samples, to size the error fallback.
 	rs := max(o.first, o.newest-int64(48*time.Hour/o.opts.Step))
-	var recent []sample
+	recent := make([]sample, 0, o.newest-rs+1)
 	for i := rs; i <= o.newest; i++ {
 		if s := o.slot(i); o.has[s] {
 			recent = append(recent, sample{i, o.vals[s]})
 		}
 	}
 	newest := o.newest
+	prev := o.sel
+	if prev != nil && (o.opts.SelectEvery <= 0 || (newest-o.selAt)*int64(o.opts.Step) >= int64(o.opts.SelectEvery)) {
+		prev = nil
+	}
 	o.mu.Unlock()
 
-	fit := o.fitCoarse(coarse, cnt, cb0, recent)
+	fit, sel := o.fitCoarse(coarse, cnt, cb0, recent, prev)
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.refitting = false
 	o.refits++
+	if sel != prev {
+		o.sel, o.selAt = sel, newest
+	}
 	o.sinceRefit = o.newest - newest
 	o.fit = fit
 	o.level, o.trend, o.last = fit.m.ets.level, fit.m.ets.trend, newest
@@ -332,8 +388,10 @@ type sample struct {
 	v   float64
 }
 
-// fitCoarse imputes the missing model steps, selects and fits the model.
-func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []sample) *onlineFit {
+// fitCoarse imputes the missing model steps, chooses the model (or keeps
+// prev, when not nil and still applicable) and fits it. It returns the fit
+// and the choice.
+func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []sample, prev *selection) (*onlineFit, *selection) {
 	p0 := 1
 	if len(o.periods) > 0 {
 		p0 = o.periods[0]
@@ -353,7 +411,11 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 		}
 	}
 	hv := max(2, p0)
-	sel := selectFrom(onlineCandidates, coarse, o.periods, hv, w0)
+	sel := prev
+	if sel == nil || !sel.spec.applicable(coarse) {
+		s := selectFrom(onlineCandidates, coarse, o.periods, hv, w0)
+		sel = &s
+	}
 	f := &onlineFit{spec: sel.spec, cb0: cb0}
 	y := coarse
 	if sel.spec.log {
@@ -367,16 +429,17 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 	// Robust scale of raw samples around the fitted model (model space),
 	// and a fallback margin (value space) from those residuals and the
 	// validation errors.
-	var abs, res []float64
+	abs, res := make([]float64, 0, len(recent)), make([]float64, 0, len(recent))
 	for _, s := range recent {
 		b := floorDiv(s.idx, o.k) - cb0
 		if b < 0 || int(b) >= len(f.m.dec.adjusted) {
 			continue
 		}
 		z := f.toModel(s.v)
-		r := z - (f.m.dec.adjusted[b] + f.seasonal(s.idx, o.k))
+		fz := f.m.dec.adjusted[b] + f.seasonal(s.idx, o.k)
+		r := z - fz
 		abs = append(abs, math.Abs(r))
-		res = append(res, s.v-f.fromModel(f.m.dec.adjusted[b]+f.seasonal(s.idx, o.k)))
+		res = append(res, s.v-f.fromModel(fz))
 	}
 	if len(abs) > 0 {
 		f.sigma = 1.48 * median(abs)
@@ -392,7 +455,7 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 		f.fallback += math.Max(0, quantile(e, o.opts.Quantile))
 	}
 	f.prepare(o.k)
-	return f
+	return f, sel
 }
 
 // onlineCandidates are the decomposition models using all periods, whose
@@ -437,7 +500,7 @@ func (o *Online) trendSum(trend float64, d int64) float64 {
 }
 
 func (o *Online) predictFrom(s state, i int64) float64 {
-	return o.fit.fromModel(s.level + o.trendSum(s.trend, i-s.idx) + o.fit.seasonal(i, o.k))
+	return o.fit.fromModel(s.level + o.trendSum(s.trend, i-s.idx) + o.fit.seasonalAt(i, o.k))
 }
 
 // update feeds an in-order sample at step i to the level and the error
@@ -465,7 +528,7 @@ func (o *Online) update(i int64, v float64) {
 	o.level += o.trendSum(o.trend, d)
 	o.trend *= f.dampAfter(d, o.k)
 	o.last = i
-	e := f.toModel(v) - (o.level + f.seasonal(i, o.k))
+	e := f.toModel(v) - (o.level + f.seasonalAt(i, o.k))
 	alpha := f.alpha
 	o.level += alpha * e
 	// A run of large errors of one sign is a level shift: jump to it.

@@ -61,9 +61,33 @@ func (o *Online) pathMax(s state, from, to int64) float64 {
 		} else {
 			tr = s.trend * phi * (1 - pw) / (1 - phi)
 		}
-		hi = math.Max(hi, s.level+tr+f.seasonal(i, o.k))
+		hi = math.Max(hi, s.level+tr+f.seasonalAt(i, o.k))
 	}
 	return math.Max(f.fromModel(hi), 0)
+}
+
+// pathPrefixMax is pathMax(s, s.idx, s.idx+j+1) for each j in out, in one
+// pass: out[j] is the highest model-space forecast over the first j+1
+// steps after s.idx (before fromModel and the floor at 0).
+func (o *Online) pathPrefixMax(s state, out []float64) {
+	f := o.fit
+	phi := f.m.ets.phi
+	r := f.r
+	pw := math.Pow(r, 0)
+	hi := math.Inf(-1)
+	for j := range out {
+		i := s.idx + 1 + int64(j)
+		pw *= r
+		d := i - s.idx
+		var tr float64
+		if phi >= 1 {
+			tr = s.trend * float64(d) / float64(o.k)
+		} else {
+			tr = s.trend * phi * (1 - pw) / (1 - phi)
+		}
+		hi = math.Max(hi, s.level+tr+f.seasonalAt(i, o.k))
+		out[j] = hi
+	}
 }
 
 // trackWindows resolves the windows that end at or before step i and opens
@@ -71,6 +95,19 @@ func (o *Online) pathMax(s state, from, to int64) float64 {
 // sample at i. o.mu is held.
 func (o *Online) trackWindows(i int64) {
 	s := state{idx: i, level: o.level, trend: o.trend}
+	// The windows opening at i share the forecast path from i: its prefix
+	// maxima give each one's predicted maximum.
+	var hmax int64
+	for wi := range o.wins {
+		if w := &o.wins[wi]; i%w.stride == 0 {
+			hmax = max(hmax, w.h)
+		}
+	}
+	if int64(cap(o.pathBuf)) < hmax {
+		o.pathBuf = make([]float64, hmax)
+	}
+	path := o.pathBuf[:hmax]
+	o.pathPrefixMax(s, path)
 	for wi := range o.wins {
 		w := &o.wins[wi]
 		done := 0
@@ -80,10 +117,14 @@ func (o *Online) trackWindows(i int64) {
 			}
 			done++
 			hi, cnt := math.Inf(-1), int64(0)
-			for j := p.origin + 1; j <= p.origin+w.h; j++ {
-				if sl := o.slot(j); o.has[sl] {
+			sl := o.slot(p.origin + 1)
+			for range w.h {
+				if o.has[sl] {
 					hi = math.Max(hi, o.vals[sl])
 					cnt++
+				}
+				if sl++; sl == o.w {
+					sl = 0
 				}
 			}
 			// A window mostly in a gap says little about the maximum.
@@ -96,7 +137,7 @@ func (o *Online) trackWindows(i int64) {
 			w.pend = append(w.pend[:0], w.pend[done:]...)
 		}
 		if i%w.stride == 0 {
-			pred := o.pathMax(s, i, i+w.h)
+			pred := math.Max(o.fit.fromModel(path[w.h-1]), 0)
 			w.pend = append(w.pend, pendingMax{origin: i, pred: pred, scale: o.bandScale(pred)})
 		}
 	}
