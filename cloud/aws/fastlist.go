@@ -142,7 +142,7 @@ func scanInto(dst []fleet.Instance, b []byte) (instances []fleet.Instance, nextT
 		case kID:
 			in.id, err = leafText(raw)
 		case kType:
-			cur.Type, err = st.text(raw)
+			cur.Type, err = st.textAt(slotType, raw)
 		case kPrivateIP:
 			in.private, err = leafText(raw)
 		case kPublicIP:
@@ -151,18 +151,18 @@ func scanInto(dst []fleet.Instance, b []byte) (instances []fleet.Instance, nextT
 			cur.LaunchedAt, err = st.time(raw)
 		case kStateName:
 			var s string
-			s, err = st.text(raw)
+			s, err = st.textAt(slotState, raw)
 			cur.State = fleet.State(s)
 		case kZone:
-			cur.Zone, err = st.text(raw)
+			cur.Zone, err = st.textAt(slotZone, raw)
 		case kTagKey:
-			tagKey, err = st.text(raw)
+			tagKey, err = st.textAt(slotTag+2*len(in.tags), raw)
 		case kTagValue:
 			if tagKey == fleet.TagLabel || strings.EqualFold(tagKey, fleet.TagLabel) {
 				tagValue, err = leafText(raw) // unique per instance
 			} else {
 				var s string
-				s, err = st.text(raw)
+				s, err = st.textAt(slotTag+2*len(in.tags)+1, raw)
 				tagValue = leaf{s: s, decoded: true}
 			}
 		case kTag:
@@ -172,14 +172,17 @@ func scanInto(dst []fleet.Instance, b []byte) (instances []fleet.Instance, nextT
 	}
 	i := 0
 	for {
-		lt := bytes.IndexByte(b[i:], '<')
-		if lt < 0 {
-			if depth != 0 || len(bytes.TrimSpace(b[i:])) != 0 {
-				return nil, "", fmt.Errorf("%w: truncated document", errUnsupported)
+		// Tags mostly follow each other with nothing between.
+		if i >= len(b) || b[i] != '<' {
+			lt := bytes.IndexByte(b[i:], '<')
+			if lt < 0 {
+				if depth != 0 || len(bytes.TrimSpace(b[i:])) != 0 {
+					return nil, "", fmt.Errorf("%w: truncated document", errUnsupported)
+				}
+				break
 			}
-			break
+			i += lt
 		}
-		i += lt
 		rest := b[i:]
 		if len(rest) < 2 {
 			return nil, "", fmt.Errorf("%w: truncated document", errUnsupported)
@@ -223,14 +226,16 @@ func scanInto(dst []fleet.Instance, b []byte) (instances []fleet.Instance, nextT
 		// A start tag, maybe empty (<x/>), maybe with attributes whose
 		// quoted values may hold '>'.
 		j, colon := 1, 0
-	name:
-		for ; j < len(rest); j++ {
-			switch rest[j] {
-			case ' ', '\t', '\n', '\r', '>', '/':
-				break name
-			case ':':
-				colon = j
+		for {
+			for j < len(rest) && !nameStop[rest[j]] {
+				j++
 			}
+			if j < len(rest) && rest[j] == ':' {
+				colon = j
+				j++
+				continue
+			}
+			break
 		}
 		name := rest[colon+1 : j]
 		if len(name) == 0 {
@@ -269,7 +274,10 @@ func scanInto(dst []fleet.Instance, b []byte) (instances []fleet.Instance, nextT
 		}
 		k := kRoot
 		if depth > 0 {
-			k = child(kinds[depth-1], name)
+			k = kOther // below an element no field lives in
+			if parent := kinds[depth-1]; parent != kOther {
+				k = child(parent, name)
+			}
 		}
 		switch k {
 		case kInstance:
@@ -293,6 +301,14 @@ func scanInto(dst []fleet.Instance, b []byte) (instances []fleet.Instance, nextT
 	}
 	return instances, nextToken, nil
 }
+
+// nameStop holds the bytes that end an element name or its prefix.
+var nameStop = func() (t [256]bool) {
+	for _, c := range []byte(" \t\n\r>/:") {
+		t[c] = true
+	}
+	return t
+}()
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
@@ -418,9 +434,40 @@ type scanState struct {
 	// interned keeps one copy of the strings that repeat across
 	// instances (types, zones, states, tag keys and most tag values).
 	interned map[string]string
+	// last holds, per slot (a field, or the key or value of an instance's
+	// n-th tag), the last text read there and its string: the next
+	// instance mostly has the same, found without hashing.
+	last [slotTag + 2*16]struct {
+		raw []byte
+		s   string
+	}
 	// lastTime is the last launch time parsed, as read and parsed.
 	lastTime   []byte
 	lastParsed time.Time
+}
+
+// Slots of scanState.last.
+const (
+	slotType = iota
+	slotState
+	slotZone
+	slotTag // then a key and a value slot for each of the first 16 tags
+)
+
+// textAt is text, remembering the text read at slot.
+func (st *scanState) textAt(slot int, raw []byte) (string, error) {
+	if slot >= len(st.last) {
+		return st.text(raw)
+	}
+	m := &st.last[slot]
+	if m.raw != nil && bytes.Equal(m.raw, raw) {
+		return m.s, nil
+	}
+	s, err := st.text(raw)
+	if err == nil && raw != nil {
+		m.raw, m.s = raw, s
+	}
+	return s, err
 }
 
 // text is the package-level text, with repeated values shared.
@@ -540,8 +587,15 @@ func (in *instanceText) finish(cur *fleet.Instance) {
 	for _, t := range in.tags {
 		v := str(t.value)
 		cur.Tags[t.key] = v
+		switch t.key { // a key given twice: the last value, as in the map
+		case fleet.TagFleet:
+			cur.Fleet = v
+		case fleet.TagRole:
+			cur.Role = v
+		case fleet.TagLabel:
+			cur.Label = v
+		}
 	}
-	cur.Fleet, cur.Role, cur.Label = cur.Tags[fleet.TagFleet], cur.Tags[fleet.TagRole], cur.Tags[fleet.TagLabel]
 }
 
 // text decodes a leaf element's content: character data with the five XML
