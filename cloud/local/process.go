@@ -83,6 +83,21 @@ func hostAlive(pid int, dir string) bool {
 	return false
 }
 
+// findHost returns the pid of the live process running the host of dir,
+// or 0.
+func findHost(dir string) int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && hostAlive(pid, dir) {
+			return pid
+		}
+	}
+	return 0
+}
+
 // processState returns the state letter of pid from /proc, or 0.
 func processState(pid int) byte {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")

@@ -173,7 +173,7 @@ func (p *Provider) List(ctx context.Context, fleetName string) ([]fleet.Instance
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s, err := p.st.read()
+	s, err := p.readCompleted()
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +193,7 @@ func (p *Provider) Instance(ctx context.Context, id string) (fleet.Instance, err
 	if err := ctx.Err(); err != nil {
 		return fleet.Instance{}, err
 	}
-	s, err := p.st.read()
+	s, err := p.readCompleted()
 	if err != nil {
 		return fleet.Instance{}, err
 	}
@@ -202,6 +202,63 @@ func (p *Provider) Instance(ctx context.Context, id string) (fleet.Instance, err
 		return fleet.Instance{}, &fleet.NotFoundError{ID: id}
 	}
 	return p.view(r), nil
+}
+
+// readCompleted reads the state, first completing the launches whose
+// launcher died (see completeLaunches) if it holds any.
+func (p *Provider) readCompleted() (*state, error) {
+	s, err := p.st.read()
+	if err != nil || !hasUnstarted(s) {
+		return s, err
+	}
+	err = p.st.update(func(s *state) error {
+		if !p.completeLaunches(s) {
+			return errUnchanged
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p.st.read()
+}
+
+// hasUnstarted reports whether a live record has no process id.
+func hasUnstarted(s *state) bool {
+	for _, r := range s.Instances {
+		if r.PID == 0 && (r.State == fleet.StatePending || r.State == fleet.StateRunning) {
+			return true
+		}
+	}
+	return false
+}
+
+// completeLaunches finishes, under the state lock, the launches whose
+// launcher died between recording the instance and recording its process:
+// Launch does both under the lock, so a live record without a pid seen
+// under it has no launcher left. The host's process is adopted when it
+// started, and started otherwise, as a cloud completes a launch it has
+// accepted. It reports whether it changed s.
+func (p *Provider) completeLaunches(s *state) bool {
+	changed := false
+	for _, r := range s.Instances {
+		if r.PID != 0 || (r.State != fleet.StatePending && r.State != fleet.StateRunning) {
+			continue
+		}
+		dir := p.st.hostDir(r.ID)
+		pid := findHost(dir)
+		if pid == 0 {
+			var err error
+			if pid, err = startHost(p.exe, dir, r.ID); err != nil {
+				p.logger.Warn("completing an interrupted launch failed", "instance_id", r.ID, "label", r.Label, "err", err)
+				continue
+			}
+		}
+		r.PID = pid
+		changed = true
+		p.logger.Info("interrupted launch completed", "instance_id", r.ID, "label", r.Label, "pid", pid)
+	}
+	return changed
 }
 
 // view is what a record looks like from outside, with the host's liveness
@@ -261,6 +318,7 @@ func (p *Provider) Launch(ctx context.Context, spec fleet.LaunchSpec) (fleet.Ins
 	var launched *record
 	err := p.st.update(func(s *state) error {
 		p.prune(s)
+		p.completeLaunches(s)
 		if spec.ClientToken != "" {
 			for _, r := range s.Instances {
 				if r.ClientToken == spec.ClientToken {

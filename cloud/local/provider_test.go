@@ -366,44 +366,84 @@ func TestDeadHostIsStoppedAndRestarts(t *testing.T) {
 	}
 }
 
-func TestHostWithoutRecordedPIDIsStoppedAndTerminated(t *testing.T) {
+// TestInterruptedLaunchIsCompleted plays a launcher that died inside
+// Launch, after recording the instance and before recording its process:
+// the next look at the cloud completes the launch, adopting the host's
+// process when it had started and starting it when it had not; nothing is
+// left behind by Terminate.
+func TestInterruptedLaunchIsCompleted(t *testing.T) {
 	t.Parallel()
 	tc := newTestCloud(t, "127.77.10.0/24", 0)
 	ctx := context.Background()
-	in, err := tc.Launch(ctx, spec("crash", "web-1"))
-	if err != nil {
-		t.Fatal(err)
+	dropPID := func(id string) {
+		t.Helper()
+		path := filepath.Join(tc.stateDir, "local", "instances.json")
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st map[string]any
+		if err := json.Unmarshal(data, &st); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range st["instances"].([]any) {
+			if rec := r.(map[string]any); rec["id"] == id {
+				rec["pid"] = 0
+			}
+		}
+		data, _ = json.Marshal(st)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	waitState(t, tc.Provider, in.ID, fleet.StateRunning, 20*time.Second)
-	// As if tide died after recording the instance and starting its
-	// process, before recording the pid, a while ago.
-	path := filepath.Join(tc.stateDir, "local", "instances.json")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st map[string]any
-	if err := json.Unmarshal(data, &st); err != nil {
-		t.Fatal(err)
-	}
-	rec := st["instances"].([]any)[0].(map[string]any)
-	rec["pid"] = 0
-	rec["launched_at"] = time.Now().Add(-time.Hour).Format(time.RFC3339)
-	data, _ = json.Marshal(st)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := tc.Instance(ctx, in.ID); got.State != fleet.StateStopped {
-		t.Errorf("instance with no pid is %s, want stopped", got.State)
-	}
-	if pids := hostProcesses(in.ID); len(pids) == 0 {
-		t.Fatal("the host process should still run")
-	}
-	if err := tc.Terminate(ctx, in.ID); err != nil {
-		t.Fatal(err)
-	}
-	if pids := hostProcesses(in.ID); len(pids) > 0 {
-		t.Errorf("host processes left after terminate: %v", pids)
+	for _, tt := range []struct {
+		name    string
+		started bool
+	}{{"process started", true}, {"process not started", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			in, err := tc.Launch(ctx, spec("crash-"+tt.name, "web-1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitState(t, tc.Provider, in.ID, fleet.StateRunning, 20*time.Second)
+			before := hostProcesses(in.ID)
+			if !tt.started {
+				// Stop the host behind the cloud's back: as if its process
+				// was never started.
+				for _, pid := range before {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+				for len(hostProcesses(in.ID)) > 0 {
+					time.Sleep(10 * time.Millisecond) // polling for the kill
+				}
+				if err := os.Remove(filepath.Join(tc.HostDir(in.ID), "ready")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dropPID(in.ID)
+			got := waitState(t, tc.Provider, in.ID, fleet.StateRunning, 20*time.Second)
+			after := hostProcesses(in.ID)
+			if len(after) != 1 {
+				t.Fatalf("host processes after the launch was completed: %v", after)
+			}
+			if tt.started && after[0] != before[0] {
+				t.Errorf("the running host %d was replaced by %d, want it adopted", before[0], after[0])
+			}
+			if got.Address == "" {
+				t.Errorf("completed launch has no address")
+			}
+			// The same client token finds the same instance.
+			again, err := tc.Launch(ctx, spec("crash-"+tt.name, "web-1"))
+			if err != nil || again.ID != in.ID {
+				t.Errorf("launch with the same token: %s, %v; want %s", again.ID, err, in.ID)
+			}
+			if err := tc.Terminate(ctx, in.ID); err != nil {
+				t.Fatal(err)
+			}
+			if pids := hostProcesses(in.ID); len(pids) > 0 {
+				t.Errorf("host processes left after terminate: %v", pids)
+			}
+		})
 	}
 }
 
