@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -37,16 +35,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(runTideEnv) == "1" && os.Getenv(local.HostDirEnv) == "" {
 		main() // exits
 	}
-	if dir := os.Getenv(local.HostDirEnv); dir != "" {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		err := local.RunHost(ctx, dir, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-		stop()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "local host:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	local.RunHostIfAsked()
 	// Hosts built with -race would otherwise sleep a second on exit.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")
 	os.Exit(m.Run())
