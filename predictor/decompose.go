@@ -12,7 +12,25 @@ type decomposition struct {
 	periods  []int
 	profiles [][]float64 // profiles[k][i%periods[k]] is the seasonal of index i
 	adjusted []float64   // y minus all seasonals
-	weights  []float64   // robustness weights in [0,1] per index
+}
+
+// scratch holds the working arrays of fits, so that a caller that fits
+// again and again (Online's refits) reuses them instead of allocating
+// them each time. A scratch is used by one fit at a time.
+type scratch struct {
+	seas             [][]float64
+	x, det, w, cs, z []float64
+	abs              []float64
+	valid            []bool
+}
+
+// grow returns buf resliced to n values, reallocated with room to spare
+// when too short (histories grow refit after refit).
+func grow[T any](buf *[]T, n int) []T {
+	if cap(*buf) < n {
+		*buf = make([]T, n, n+n/4)
+	}
+	return (*buf)[:n]
 }
 
 // seasonal returns the sum of the seasonal profiles at absolute index i.
@@ -57,25 +75,34 @@ func usablePeriods(periods []int, n int) []int {
 // outliers do not bend the profiles.
 //
 // w0, if not nil, gives prior weights per value (0 for imputed values).
-func decompose(y []float64, periods []int, dec decays, w0 []float64) decomposition {
+//
+// sc, if not nil, provides the working arrays.
+func decompose(y []float64, periods []int, dec decays, w0 []float64, sc *scratch) decomposition {
 	n := len(y)
 	d := decomposition{periods: usablePeriods(periods, n)}
-	d.weights = make([]float64, n)
-	for i := range d.weights {
-		d.weights[i] = 1
+	if sc == nil {
+		sc = new(scratch)
+	}
+	weights := grow(&sc.w, n)
+	for i := range weights {
+		weights[i] = 1
 		if w0 != nil {
-			d.weights[i] = w0[i]
+			weights[i] = w0[i]
 		}
 	}
-	seas := make([][]float64, len(d.periods))
+	for len(sc.seas) < len(d.periods) {
+		sc.seas = append(sc.seas, nil)
+	}
+	seas := sc.seas[:len(d.periods)]
 	for k := range seas {
-		seas[k] = make([]float64, n)
+		seas[k] = grow(&seas[k], n)
+		clear(seas[k])
 	}
 	d.profiles = make([][]float64, len(d.periods))
-	x := make([]float64, n)
-	det := make([]float64, n)
-	valid := make([]bool, n)
-	cs := make([]float64, n+1)
+	x := grow(&sc.x, n)
+	det := grow(&sc.det, n)
+	valid := grow(&sc.valid, n)
+	cs := grow(&sc.cs, n+1)
 	for outer := 0; outer < 2; outer++ {
 		for inner := 0; inner < 2; inner++ {
 			for k, p := range d.periods {
@@ -92,7 +119,7 @@ func decompose(y []float64, periods []int, dec decays, w0 []float64) decompositi
 						det[i] = x[i] - det[i]
 					}
 				}
-				prof := phaseMeans(det, valid, d.weights, p, dec.of(k))
+				prof := phaseMeans(det, valid, weights, p, dec.of(k))
 				// Keep the periods apart: a long period that is a multiple
 				// of a shorter one must not carry the shorter one's shape.
 				for _, q := range d.periods[:k] {
@@ -113,13 +140,14 @@ func decompose(y []float64, periods []int, dec decays, w0 []float64) decompositi
 			sub(x, seas[k])
 		}
 		centredMA(x, d.periods[0], det, valid, cs)
-		var abs []float64
+		abs := sc.abs[:0]
 		for i := range x {
 			if valid[i] {
 				det[i] = x[i] - det[i]
 				abs = append(abs, math.Abs(det[i]))
 			}
 		}
+		sc.abs = abs
 		if len(abs) == 0 {
 			break
 		}
@@ -127,18 +155,18 @@ func decompose(y []float64, periods []int, dec decays, w0 []float64) decompositi
 		if h == 0 {
 			break
 		}
-		for i := range d.weights {
+		for i := range weights {
 			if !valid[i] {
 				continue
 			}
 			u := det[i] / h
 			if u >= 1 || u <= -1 {
-				d.weights[i] = 0
+				weights[i] = 0
 			} else {
-				d.weights[i] = (1 - u*u) * (1 - u*u)
+				weights[i] = (1 - u*u) * (1 - u*u)
 			}
 			if w0 != nil {
-				d.weights[i] *= w0[i]
+				weights[i] *= w0[i]
 			}
 		}
 	}

@@ -109,6 +109,20 @@ func fitHolt(x []float64) holt {
 	return best
 }
 
+// replayHolt is the model fitHolt would return on x if it chose p's
+// parameters: their state after the last holtFitLen values.
+func replayHolt(x []float64, p holt) holt {
+	if len(x) == 0 {
+		return holt{phi: 0.9}
+	}
+	x = x[max(0, len(x)-holtFitLen):]
+	h := holt{alpha: p.alpha, beta: p.beta, phi: p.phi, level: x[0]}
+	for _, v := range x {
+		h.update(v)
+	}
+	return h
+}
+
 // holtLanes is how many parameter sets runLanes smooths in one pass.
 const holtLanes = 4
 

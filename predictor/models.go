@@ -59,6 +59,14 @@ func (s spec) fit(y []float64, periods []int) *model { return s.fitW(y, periods,
 // fitW is fit with prior weights per value (nil: all 1), used to give
 // imputed values no say in the seasonal profiles.
 func (s spec) fitW(y []float64, periods []int, w0 []float64) *model {
+	return s.fitWith(y, periods, w0, nil, nil)
+}
+
+// fitWith is fitW that, when ets is not nil, keeps ets's smoothing
+// parameters instead of choosing them: the level and trend are replayed
+// on the seasonally adjusted values, which costs one pass where choosing
+// costs the grid's. sc, if not nil, provides the working arrays.
+func (s spec) fitWith(y []float64, periods []int, w0 []float64, ets *holt, sc *scratch) *model {
 	m := &model{spec: s, n: len(y)}
 	ps := usablePeriods(periods, len(y))
 	if s.longNaive {
@@ -80,13 +88,21 @@ func (s spec) fitW(y []float64, periods []int, w0 []float64) *model {
 	}
 	z := y
 	if s.log {
-		z = make([]float64, len(y))
+		if sc != nil {
+			z = grow(&sc.z, len(y))
+		} else {
+			z = make([]float64, len(y))
+		}
 		for i, v := range y {
 			z[i] = math.Log(v)
 		}
 	}
-	m.dec = decompose(z, ps, s.dec, w0)
-	m.ets = fitHolt(m.dec.adjusted)
+	m.dec = decompose(z, ps, s.dec, w0, sc)
+	if ets != nil {
+		m.ets = replayHolt(m.dec.adjusted, *ets)
+	} else {
+		m.ets = fitHolt(m.dec.adjusted)
+	}
 	return m
 }
 

@@ -28,9 +28,11 @@ type Options struct {
 	// caller then calls Refit, e.g. from a background goroutine.
 	RefitEvery time.Duration
 	// SelectEvery is how much new data there is between two choices of
-	// the model among the candidates; the refits in between refit the
-	// model last chosen, which costs a quarter of a refit that chooses.
-	// Zero or negative (the default) chooses at every refit.
+	// the model among the candidates and of its smoothing parameters,
+	// default one day. The refits in between keep both: they fit the
+	// seasonal profiles again and replay the level and trend, a fraction
+	// of the cost of a refit that chooses (see BenchmarkRefit8WeeksMinute).
+	// A negative value chooses at every refit.
 	SelectEvery time.Duration
 }
 
@@ -60,6 +62,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.RefitEvery == 0 {
 		o.RefitEvery = 6 * time.Hour
+	}
+	if o.SelectEvery == 0 {
+		o.SelectEvery = 24 * time.Hour
 	}
 	return o, nil
 }
@@ -97,8 +102,11 @@ type Online struct {
 	sinceRefit int64 // steps of data since the last refit
 	refitting  bool
 	refits     int
-	sel        *selection // the model last chosen
-	selAt      int64      // newest step index when it was chosen
+	sel        *choice // the model last chosen
+	selAt      int64   // newest step index when it was chosen
+	// scratch is the working arrays of the refit in progress: used
+	// without the lock, by the one Refit that set refitting.
+	scratch scratch
 
 	fit   *onlineFit
 	level float64 // in model space
@@ -357,7 +365,7 @@ func (o *Online) Refit() error {
 	}
 	newest := o.newest
 	prev := o.sel
-	if prev != nil && (o.opts.SelectEvery <= 0 || (newest-o.selAt)*int64(o.opts.Step) >= int64(o.opts.SelectEvery)) {
+	if prev != nil && (o.opts.SelectEvery < 0 || (newest-o.selAt)*int64(o.opts.Step) >= int64(o.opts.SelectEvery)) {
 		prev = nil
 	}
 	o.mu.Unlock()
@@ -383,6 +391,12 @@ func (o *Online) Refit() error {
 	return nil
 }
 
+// choice is a model chosen by validation, kept between choices.
+type choice struct {
+	sel selection
+	ets holt // the smoothing parameters chosen with it
+}
+
 type sample struct {
 	idx int64
 	v   float64
@@ -391,7 +405,7 @@ type sample struct {
 // fitCoarse imputes the missing model steps, chooses the model (or keeps
 // prev, when not nil and still applicable) and fits it. It returns the fit
 // and the choice.
-func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []sample, prev *selection) (*onlineFit, *selection) {
+func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []sample, prev *choice) (*onlineFit, *choice) {
 	p0 := 1
 	if len(o.periods) > 0 {
 		p0 = o.periods[0]
@@ -411,11 +425,17 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 		}
 	}
 	hv := max(2, p0)
-	sel := prev
-	if sel == nil || !sel.spec.applicable(coarse) {
-		s := selectFrom(onlineCandidates, coarse, o.periods, hv, w0)
-		sel = &s
+	ch := prev
+	if ch != nil && !ch.sel.spec.applicable(coarse) {
+		ch = nil
 	}
+	var keep *holt
+	if ch != nil {
+		keep = &ch.ets
+	} else {
+		ch = &choice{sel: selectFrom(onlineCandidates, coarse, o.periods, hv, w0, &o.scratch)}
+	}
+	sel := &ch.sel
 	f := &onlineFit{spec: sel.spec, cb0: cb0}
 	y := coarse
 	if sel.spec.log {
@@ -425,7 +445,10 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 		}
 		f.logFloor /= 2
 	}
-	f.m = sel.spec.fitW(y, o.periods, w0)
+	f.m = sel.spec.fitWith(y, o.periods, w0, keep, &o.scratch)
+	if keep == nil {
+		ch.ets = f.m.ets
+	}
 	// Robust scale of raw samples around the fitted model (model space),
 	// and a fallback margin (value space) from those residuals and the
 	// validation errors.
@@ -455,7 +478,7 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 		f.fallback += math.Max(0, quantile(e, o.opts.Quantile))
 	}
 	f.prepare(o.k)
-	return f, sel
+	return f, ch
 }
 
 // onlineCandidates are the decomposition models using all periods, whose
@@ -629,14 +652,19 @@ func (o *Online) Steps(now time.Time, horizon time.Duration) (point, upper []flo
 	defer o.mu.Unlock()
 	n := o.index(now)
 	steps := max(int64(horizon/o.opts.Step), 1)
-	s := state{idx: o.last, level: o.level, trend: o.trend}
 	point, upper = make([]float64, steps), make([]float64, steps)
 	for j := range point {
-		i := n + 1 + int64(j)
-		point[j] = math.Max(o.predictFrom(s, i), 0)
-		upper[j] = point[j] + o.margin(i-o.last)
+		point[j], upper[j] = o.step(n + 1 + int64(j))
 	}
 	return point, upper, nil
+}
+
+// step is the point forecast and the upper quantile of step index i, as
+// Steps gives them. o.mu is held.
+func (o *Online) step(i int64) (point, upper float64) {
+	s := state{idx: o.last, level: o.level, trend: o.trend}
+	point = math.Max(o.predictFrom(s, i), 0)
+	return point, point + o.margin(i-o.last)
 }
 
 // ensureFit fits the model on first use once there is enough history.
@@ -664,18 +692,21 @@ func (o *Online) ensureFit() error {
 // tightly for longer windows. A lead at or beyond the horizon is taken as
 // the last step.
 func (o *Online) ForecastAfter(now time.Time, lead, horizon time.Duration) (Estimate, error) {
-	point, upper, err := o.Steps(now, horizon)
-	if err != nil {
+	if err := o.ensureFit(); err != nil {
 		return Estimate{}, err
 	}
-	skip := min(max(int(lead/o.opts.Step), 0), len(point)-1)
-	est := Estimate{Point: math.Inf(-1), Upper: math.Inf(-1), Quantile: o.opts.Quantile, Horizon: horizon}
-	for j := skip; j < len(point); j++ {
-		est.Point = math.Max(est.Point, point[j])
-		est.Upper = math.Max(est.Upper, upper[j])
-	}
 	o.mu.Lock()
-	est.Model = o.fit.spec.name
-	o.mu.Unlock()
+	defer o.mu.Unlock()
+	n := o.index(now)
+	steps := max(int64(horizon/o.opts.Step), 1)
+	skip := min(max(int64(lead/o.opts.Step), 0), steps-1)
+	est := Estimate{Point: math.Inf(-1), Upper: math.Inf(-1), Quantile: o.opts.Quantile, Horizon: horizon, Model: o.fit.spec.name}
+	// Only the steps after the lead: the errors of the shorter leads are
+	// not sorted for nothing.
+	for j := skip; j < steps; j++ {
+		p, u := o.step(n + 1 + j)
+		est.Point = math.Max(est.Point, p)
+		est.Upper = math.Max(est.Upper, u)
+	}
 	return est, nil
 }

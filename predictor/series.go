@@ -14,8 +14,9 @@ type selection struct {
 // selectFrom fits every applicable candidate to y without its last hv
 // values, scores its forecast of them by MASE and returns the best, with
 // its validation errors. Too short a series selects the first candidate.
-// w0, if not nil, gives prior weights per value (0 for imputed values).
-func selectFrom(cands []spec, y []float64, periods []int, hv int, w0 []float64) selection {
+// w0, if not nil, gives prior weights per value (0 for imputed values); sc,
+// if not nil, provides the fits' working arrays.
+func selectFrom(cands []spec, y []float64, periods []int, hv int, w0 []float64, sc *scratch) selection {
 	best := selection{spec: cands[0]}
 	n := len(y)
 	shortest := 1
@@ -37,7 +38,7 @@ func selectFrom(cands []spec, y []float64, periods []int, hv int, w0 []float64) 
 		if w0 != nil {
 			w = w0[:n-hv]
 		}
-		f := s.fitW(train, periods, w).forecast(hv)
+		f := s.fitWith(train, periods, w, nil, sc).forecast(hv)
 		score := 0.0
 		for j := range f {
 			score += math.Abs(test[j] - f[j])
