@@ -289,7 +289,12 @@
     const W = Math.max(320, plot.clientWidth || box.clientWidth || 800), H = 220;
     const m = { l: 46, r: 34, t: 10, b: 24 };
     const iw = W - m.l - m.r, ih = H - m.t - m.b;
-    const t0 = new Date(c.from).getTime(), now = new Date(c.now).getTime();
+    // The window starts at the oldest point shown (a young service has
+    // only minutes of history), at least an hour before now.
+    const now = new Date(c.now).getTime();
+    const series = [c.load, c.desired, c.ready, c.forecast_used].filter(Boolean).flat();
+    const oldest = series.length ? Math.min(...series.map((p) => new Date(p.at).getTime())) : now;
+    const t0 = Math.max(new Date(c.from).getTime(), Math.min(oldest, now - 3600e3));
     const fpts = (c.forecast && c.forecast.points) || [];
     const ahead = fpts.length ? new Date(fpts[fpts.length - 1].at).getTime() : now;
     const t1 = Math.max(ahead, now + (now - t0) / 12);
@@ -320,7 +325,8 @@
     }
     svg.append(s("text", { x: m.l + iw + 6, y: m.t + ih + 16 }, "hosts"));
     if (cap || loadVals.length) svg.append(s("text", { x: m.l - 6, y: m.t + ih + 16, "text-anchor": "end" }, "load"));
-    const stepH = (t1 - t0) > 30 * 3600e3 ? 6 * 3600e3 : 3 * 3600e3;
+    const span = t1 - t0;
+    const stepH = span > 30 * 3600e3 ? 6 * 3600e3 : span > 8 * 3600e3 ? 3 * 3600e3 : span > 3 * 3600e3 ? 3600e3 : 15 * 60e3;
     for (let t = Math.ceil(t0 / stepH) * stepH; t <= t1; t += stepH) {
       const d = new Date(t);
       svg.append(s("line", { class: "grid", x1: x(t), x2: x(t), y1: m.t, y2: m.t + ih }));
@@ -432,6 +438,7 @@
     } catch (e) {
       if (e.status !== 401) setMsg(msg, false, e.message);
     }
+    chartsSoon();
     refresh();
   }
   function setMsg(el, good, text) { el.className = "form-msg " + (good ? "ok" : "err"); el.textContent = text; }
@@ -482,8 +489,13 @@
     } finally {
       btn.disabled = false;
     }
+    chartsSoon();
     refresh();
   }
+
+  // chartsSoon makes the next refresh a few seconds from now redraw the
+  // charts too, so that they show the decision an action just changed.
+  function chartsSoon() { state.lastSlow = Date.now() - SLOW + 3000; }
 
   async function submitDeploy(ev) {
     ev.preventDefault();
@@ -494,6 +506,7 @@
     } catch (e) {
       if (e.status !== 401) setMsg(msg, false, e.message);
     }
+    chartsSoon();
     refresh();
   }
   async function applyNow() {
@@ -504,6 +517,7 @@
     } catch (e) {
       if (e.status !== 401) setMsg(msg, false, e.message);
     }
+    chartsSoon();
     refresh();
   }
 
