@@ -220,6 +220,11 @@ type service struct {
 	fleet       *deployer.Fleet
 	closeFleet  func()
 	inspected   map[string]inspection
+
+	// acting is held while the fleet is changed (a loop step's converge, a
+	// rolling deploy), so that a deploy and a step never work on the same
+	// hosts at once.
+	acting sync.Mutex
 }
 
 func newService(ctx context.Context, e *env, f serveFlags) (*service, error) {
@@ -313,7 +318,7 @@ func (svc *service) openFleet(ctx context.Context, s *config.Schedule) error {
 	}
 	svc.mu.Lock()
 	old := svc.closeFleet
-	svc.fleet, svc.closeFleet = fl, closeFn
+	svc.fleet, svc.closeFleet, svc.fleetCmd = fl, closeFn, c
 	svc.mu.Unlock()
 	if old != nil {
 		old()
