@@ -27,7 +27,7 @@ import (
 // stay the SDK's. When the scanner meets anything it does not understand it
 // leaves the page to the SDK, whose result List then maps as usual.
 
-// pageSink collects a listing's instances, page after page.
+// pageSink takes a listing's pages, one at a time.
 type pageSink struct {
 	// out holds the page's instances: each page has a slice of its own,
 	// and List joins them once, at the end (appending page after page to
