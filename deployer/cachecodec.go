@@ -62,10 +62,10 @@ func fastDecodeCache(b []byte, f *cacheFile) error {
 			return r.str(&f.Fleet)
 		case "hosts":
 			if f.Hosts == nil {
-				// A host a line as written here; a compact file's
-				// hosts take more than 160 bytes each.
+				// A size hint: a host a line as written here, and
+				// about 150 bytes a host in a compact file.
 				rest := r.s[r.i:]
-				f.Hosts = make(map[string]cacheEntry, max(strings.Count(rest, "\n"), len(rest)/160))
+				f.Hosts = make(map[string]cacheEntry, max(strings.Count(rest, "\n"), len(rest)/128))
 			}
 			return r.object(func(id string) bool {
 				var e cacheEntry
