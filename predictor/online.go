@@ -140,7 +140,7 @@ type onlineFit struct {
 	cb0      int64   // coarse index of the fitted series' first value
 	logFloor float64 // values are floored here before the log
 	sigma    float64 // robust scale of one-step errors, model space
-	fallback float64 // margin used while too few errors are tracked
+	fallback float64 // margin used while too few errors are tracked (0 once every lead has enough: unused)
 
 	// Powers of the damping the per-sample paths use, computed once per
 	// fit exactly as they would be per call.
@@ -364,13 +364,19 @@ func (o *Online) Refit() error {
 		}
 	}
 	newest := o.newest
+	// The errors tracked per lead only grow in number: once every lead has
+	// enough, the fallback margin is never used again.
+	fallback := false
+	for li := range o.errs {
+		fallback = fallback || o.errs[li].len() < minErrs
+	}
 	prev := o.sel
 	if prev != nil && (o.opts.SelectEvery < 0 || (newest-o.selAt)*int64(o.opts.Step) >= int64(o.opts.SelectEvery)) {
 		prev = nil
 	}
 	o.mu.Unlock()
 
-	fit, sel := o.fitCoarse(coarse, cnt, cb0, recent, prev)
+	fit, sel := o.fitCoarse(coarse, cnt, cb0, recent, prev, fallback)
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -404,8 +410,8 @@ type sample struct {
 
 // fitCoarse imputes the missing model steps, chooses the model (or keeps
 // prev, when not nil and still applicable) and fits it. It returns the fit
-// and the choice.
-func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []sample, prev *choice) (*onlineFit, *choice) {
+// and the choice. The fallback margin is computed only when asked for.
+func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []sample, prev *choice, fallback bool) (*onlineFit, *choice) {
 	p0 := 1
 	if len(o.periods) > 0 {
 		p0 = o.periods[0]
@@ -452,7 +458,10 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 	// Robust scale of raw samples around the fitted model (model space),
 	// and a fallback margin (value space) from those residuals and the
 	// validation errors.
-	abs, res := make([]float64, 0, len(recent)), make([]float64, 0, len(recent))
+	abs, res := make([]float64, 0, len(recent)), []float64(nil)
+	if fallback {
+		res = make([]float64, 0, len(recent))
+	}
 	for _, s := range recent {
 		b := floorDiv(s.idx, o.k) - cb0
 		if b < 0 || int(b) >= len(f.m.dec.adjusted) {
@@ -462,7 +471,9 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 		fz := f.m.dec.adjusted[b] + f.seasonal(s.idx, o.k)
 		r := z - fz
 		abs = append(abs, math.Abs(r))
-		res = append(res, s.v-f.fromModel(fz))
+		if fallback {
+			res = append(res, s.v-f.fromModel(fz))
+		}
 	}
 	if len(abs) > 0 {
 		f.sigma = 1.48 * median(abs)
@@ -473,7 +484,7 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 	if len(res) > 0 {
 		f.fallback = math.Max(0, quantile(res, o.opts.Quantile))
 	}
-	if len(sel.errors) > 0 {
+	if fallback && len(sel.errors) > 0 {
 		e := append([]float64(nil), sel.errors...)
 		f.fallback += math.Max(0, quantile(e, o.opts.Quantile))
 	}

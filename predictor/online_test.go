@@ -359,3 +359,42 @@ func TestForecastAfter(t *testing.T) {
 		t.Errorf("estimate %+v", after)
 	}
 }
+
+// TestOnlineSelectEvery checks that the model is chosen once per
+// SelectEvery of data, the refits in between keeping the choice and its
+// smoothing parameters, and at every refit with a negative SelectEvery.
+func TestOnlineSelectEvery(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		selectEvery time.Duration
+		minC, maxC  int // choices over the run
+	}{
+		{"daily", 24 * time.Hour, 4, 5},
+		{"every refit", -1, 13, 13},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := New(Options{Step: 5 * time.Minute, RefitEvery: 6 * time.Hour, SelectEvery: tc.selectEvery})
+			var choices []*choice
+			refits := 0
+			for at := t0; at.Before(t0.Add(4 * 24 * time.Hour)); at = at.Add(5 * time.Minute) {
+				o.Observe(at, load(at))
+				o.mu.Lock()
+				if o.refits != refits {
+					refits = o.refits
+					if len(choices) == 0 || choices[len(choices)-1] != o.sel {
+						choices = append(choices, o.sel)
+					} else if h := o.fit.m.ets; h.alpha != o.sel.ets.alpha || h.beta != o.sel.ets.beta || h.phi != o.sel.ets.phi {
+						t.Errorf("refit %d kept the choice but not its parameters: %+v, chosen %+v", refits, h, o.sel.ets)
+					}
+				}
+				o.mu.Unlock()
+			}
+			if refits != 13 {
+				t.Errorf("refits = %d, want 13", refits)
+			}
+			if n := len(choices); n < tc.minC || n > tc.maxC {
+				t.Errorf("%d choices in %d refits, want %d to %d", n, refits, tc.minC, tc.maxC)
+			}
+		})
+	}
+}
