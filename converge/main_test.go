@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,6 +22,7 @@ import (
 	"github.com/tideops/tide/config"
 	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/internal/sshdtest"
 	"github.com/tideops/tide/remote"
 )
 
@@ -183,95 +181,32 @@ func startLocal(t *testing.T, label, typ string) target {
 	return newTestCloud(t).launch(t, "test", label, typ)
 }
 
-const sshdPath = "/usr/sbin/sshd"
-
 // startOpenSSH starts Debian's sshd on a loopback address for the test;
 // the host's data path is a temporary directory. Cleanup kills the
 // processes the test started there.
 func startOpenSSH(t *testing.T, label, typ string) target {
 	t.Helper()
-	if _, err := os.Stat(sshdPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("OpenSSH server missing under CI (apt-get install openssh-server): %v", err)
-		}
-		t.Skipf("OpenSSH server not installed: %v", err)
-	}
-	if os.Geteuid() == 0 {
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	client := clientKey(t)
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.82.%d.1:0", netSeq.Add(1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, hostPriv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(hostPriv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostSigner, err := ssh.NewSignerFromKey(hostPriv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string][]byte{
-		"host_key":        pem.EncodeToMemory(block),
-		"authorized_keys": ssh.MarshalAuthorizedKey(client.PublicKey()),
-		"sshd_config": fmt.Appendf(nil, "ListenAddress %s\nHostKey %s/host_key\nAuthorizedKeysFile %s/authorized_keys\nPidFile %s/sshd.pid\n"+
-			"StrictModes no\nUsePAM no\nPubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"+
-			"PermitRootLogin prohibit-password\nMaxStartups 100\nMaxSessions 100\n", addr, dir, dir, dir),
-	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	logFile, err := os.Create(filepath.Join(dir, "sshd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(sshdPath, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	data := filepath.Join(t.TempDir(), "mnt")
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		killProcessesWith(t, "TIDE_DATA="+data)
-	})
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := sshdtest.New(t, sshdtest.Options{Client: client.PublicKey(), Subnet: "127.82"})
+	data := filepath.Join(s.Scratch, "mnt")
+	// Registered before sshd starts, so that it runs after sshd is killed.
+	t.Cleanup(func() { killProcessesWith(t, "TIDE_DATA="+data) })
+	s.Start(t)
 	d, err := remote.NewDialer(remote.Config{
-		User: u.Username, Signers: []ssh.Signer{client},
+		User: s.User, Signers: []ssh.Signer{client},
 		KnownHostsFile: filepath.Join(t.TempDir(), "known_hosts"), Timeout: 5 * time.Second,
 		Backoff: remote.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := d.DialRetry(context.Background(), addr, []string{ssh.FingerprintSHA256(hostSigner.PublicKey())}, 10*time.Second)
+	c, err := d.DialRetry(context.Background(), s.Addr, []string{s.HostKeyFingerprint()}, 10*time.Second)
 	if err != nil {
-		b, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
-		t.Fatalf("dialing sshd: %v\n%s", err, b)
+		t.Fatalf("dialing sshd: %v\n%s", err, s.Log())
 	}
 	t.Cleanup(func() { c.Close() })
 	role, _, _ := fleet.ParseLabel(label)
-	host, _, _ := net.SplitHostPort(addr)
+	host, _, _ := net.SplitHostPort(s.Addr)
 	inst := fleet.Instance{ID: "sshd-" + label, Label: label, Role: role, Type: typ, Address: host, State: fleet.StateRunning,
 		Tags: map[string]string{deployer.TagDataPath: data}}
 	return target{h: sshHost{c}, inst: inst, data: data}

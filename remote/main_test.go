@@ -3,18 +3,14 @@ package remote_test
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +18,7 @@ import (
 
 	"github.com/tideops/tide/cloud/local"
 	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/internal/sshdtest"
 	"github.com/tideops/tide/remote"
 )
 
@@ -124,160 +121,48 @@ func startLocal(t *testing.T) server {
 	}
 }
 
-const sshdPath = "/usr/sbin/sshd"
-
-// needSSHD skips the test when Debian's sshd is missing, except under CI.
-func needSSHD(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat(sshdPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("OpenSSH server missing under CI (apt-get install openssh-server): %v", err)
-		}
-		t.Skipf("OpenSSH server not installed: %v", err)
-	}
-}
-
-// sshd is a Debian OpenSSH server run by a test on a loopback address.
+// sshd is a Debian OpenSSH server run by a test on a loopback address,
+// under the names remote's tests use.
 type sshd struct {
-	dir, addr  string
+	*sshdtest.Server
+	addr       string
 	hostSigner ssh.Signer
-	cmd        *exec.Cmd
-	stopFn     func()
-}
-
-// log returns what sshd logged.
-func (s *sshd) log() string {
-	data, _ := os.ReadFile(filepath.Join(s.dir, "sshd.log"))
-	return string(data)
 }
 
 // newSSHD prepares (but does not start) an sshd on a fresh loopback address
 // with a host key of its own, accepting client for the current user.
 func newSSHD(t *testing.T, client ssh.PublicKey) *sshd {
 	t.Helper()
-	needSSHD(t)
-	if os.Geteuid() == 0 {
-		// sshd run as root wants its privilege separation directory.
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	dir := t.TempDir()
-	ip := fmt.Sprintf("127.79.%d.1", netSeq.Add(1))
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(client), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &sshd{dir: dir, addr: addr}
-	s.rekey(t)
-	return s
+	s := sshdtest.New(t, sshdtest.Options{Client: client, Subnet: "127.79"})
+	return &sshd{Server: s, addr: s.Addr, hostSigner: s.HostSigner()}
 }
 
 // rekey gives the server a new host key (taking effect at the next start).
 func (s *sshd) rekey(t *testing.T) {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(s.dir, "host_key"), pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if s.hostSigner, err = ssh.NewSignerFromKey(priv); err != nil {
-		t.Fatal(err)
-	}
+	s.Rekey(t)
+	s.hostSigner = s.HostSigner()
 }
 
-// start runs sshd in the foreground until stop or the end of the test.
+// start runs sshd until stop or the end of the test.
 func (s *sshd) start(t *testing.T) {
 	t.Helper()
-	cfg := fmt.Sprintf(`ListenAddress %s
-HostKey %s
-AuthorizedKeysFile %s
-PidFile %s
-StrictModes no
-UsePAM no
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-MaxStartups 100
-LogLevel VERBOSE
-`, s.addr, filepath.Join(s.dir, "host_key"), filepath.Join(s.dir, "authorized_keys"), filepath.Join(s.dir, "sshd.pid"))
-	cfgPath := filepath.Join(s.dir, "sshd_config")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// A file, not a pipe: processes sshd leaves behind must not hold up
-	// waiting for it.
-	logFile, err := os.OpenFile(filepath.Join(s.dir, "sshd.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	s.cmd = exec.Command(sshdPath, "-D", "-e", "-f", cfgPath)
-	s.cmd.Stdout = logFile
-	s.cmd.Stderr = logFile
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(exited) }()
-	cmd := s.cmd
-	t.Cleanup(func() { s.stopCmd(cmd, exited) })
-	s.stopFn = func() { s.stopCmd(cmd, exited) }
-
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", s.addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatalf("sshd exited: %s", s.log())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd not listening on %s: %v\n%s", s.addr, err, s.log())
-		}
-	}
-}
-
-func (s *sshd) stopCmd(cmd *exec.Cmd, exited chan struct{}) {
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-exited
+	s.Start(t)
 }
 
 // stop kills the running sshd and waits for it.
-func (s *sshd) stop() { s.stopFn() }
+func (s *sshd) stop() { s.Stop() }
 
 func startOpenSSH(t *testing.T) server {
 	t.Helper()
 	signer := clientKey(t)
-	s := newSSHD(t, signer.PublicKey())
-	s.start(t)
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := sshdtest.Start(t, sshdtest.Options{Client: signer.PublicKey(), Subnet: "127.79"})
 	return server{
-		addr:        s.addr,
-		fingerprint: ssh.FingerprintSHA256(s.hostSigner.PublicKey()),
-		user:        u.Username,
+		addr:        s.Addr,
+		fingerprint: s.HostKeyFingerprint(),
+		user:        s.User,
 		signer:      signer,
-		scratch:     t.TempDir(),
+		scratch:     s.Scratch,
 	}
 }
 
