@@ -27,6 +27,9 @@ var (
 	// ErrUnlabelled says a host of the fleet has no label tag, no cache
 	// entry and no LABEL file: tide does not know what it is and leaves it.
 	ErrUnlabelled = errors.New("host has no label")
+	// ErrStopping marks host work that was not started because the caller
+	// asked no new work to start (a service shutting down).
+	ErrStopping = errors.New("not started: stopping")
 	// ErrHostsFailed is wrapped by Report.Err when any host failed.
 	ErrHostsFailed = errors.New("hosts failed")
 	// ErrReplaceHost is wrapped by a Deployer's error when the host is
@@ -49,6 +52,7 @@ const (
 	KindDeploy          = "deploy"
 	KindBeforeTerminate = "before-terminate"
 	KindCanceled        = "canceled"
+	KindStopping        = "stopping"
 	KindOther           = "other"
 )
 
@@ -85,6 +89,8 @@ func Kind(err error) string {
 		return KindInstanceGone
 	case errors.Is(err, ErrUnlabelled):
 		return KindUnlabelled
+	case errors.Is(err, ErrStopping):
+		return KindStopping
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return KindCanceled
 	case errors.As(err, &se) && se.Step == StepDeploying:

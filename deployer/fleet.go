@@ -157,12 +157,20 @@ func New(o Options) (*Fleet, error) {
 // whose Err says whether any host failed. The returned error is for
 // failures of the whole reconcile (listing, the cache, the lock).
 func (f *Fleet) Reconcile(ctx context.Context, desired map[string]int) (Report, error) {
+	return f.ReconcileUntil(ctx, nil, desired)
+}
+
+// ReconcileUntil is Reconcile that starts no new host work once
+// stopStarting is closed: work in flight goes on under ctx, hosts not yet
+// started are reported failed with ErrStopping. A service shutting down
+// closes it at once and cancels ctx only when its grace period ends.
+func (f *Fleet) ReconcileUntil(ctx context.Context, stopStarting <-chan struct{}, desired map[string]int) (Report, error) {
 	for role, n := range desired {
 		if n < 0 {
 			return Report{}, fmt.Errorf("reconciling: role %s: negative count %d", role, n)
 		}
 	}
-	return f.run(ctx, false, func(hosts []Observed) Plan {
+	return f.run(ctx, stopStarting, false, func(hosts []Observed) Plan {
 		return MakePlan(f.o.Roles, desired, hosts)
 	})
 }
@@ -170,12 +178,12 @@ func (f *Fleet) Reconcile(ctx context.Context, desired map[string]int) (Report, 
 // Down removes every host of the fleet, through the Drainer, but those of
 // Fixed roles; stopped instances (a local host whose process died) too.
 func (f *Fleet) Down(ctx context.Context) (Report, error) {
-	return f.run(ctx, true, func(hosts []Observed) Plan { return PlanDown(f.o.Roles, hosts) })
+	return f.run(ctx, nil, true, func(hosts []Observed) Plan { return PlanDown(f.o.Roles, hosts) })
 }
 
 // run is a reconcile: observe, plan, act, record. dead adds the stopped
 // instances, which are no hosts, to what is planned.
-func (f *Fleet) run(ctx context.Context, dead bool, plan func([]Observed) Plan) (Report, error) {
+func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, dead bool, plan func([]Observed) Plan) (Report, error) {
 	rep := Report{Started: f.clk.Now()}
 	unlock, err := lockFile(f.o.CachePath + ".lock")
 	if err != nil {
@@ -186,7 +194,7 @@ func (f *Fleet) run(ctx context.Context, dead bool, plan func([]Observed) Plan) 
 	if err != nil {
 		return rep, err
 	}
-	x := &pass{f: f, cache: cache, lister: &lister{f: f}}
+	x := &pass{f: f, cache: cache, lister: &lister{f: f}, stop: stopStarting}
 	insts, _, err := x.lister.list(ctx, 0)
 	if err != nil {
 		return rep, fmt.Errorf("listing fleet %s: %w", f.o.Name, err)

@@ -727,3 +727,48 @@ func TestCacheFileRejectsOtherFleet(t *testing.T) {
 		t.Fatalf("err = %v, want a fleet mismatch", err)
 	}
 }
+
+func TestReconcileUntilStartsNothingAfterStop(t *testing.T) {
+	h := newHarness(t)
+	h.cloud.immediateAddress = true
+	h.opts.Concurrency = 1
+	stop := make(chan struct{})
+	// The first host holds its slot until the stop is asked for; the hosts
+	// waiting for a slot must then not start, while the first one finishes.
+	h.dialer.gate = func(d *fakeDialer) bool {
+		select {
+		case <-stop:
+			return true
+		default:
+		}
+		close(stop)
+		return true
+	}
+	rep, err := h.fleet().ReconcileUntil(t.Context(), stop, map[string]int{"web": 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rep.Count(ActionLaunched), 1; got != want {
+		t.Fatalf("launched %d, want %d (the one in flight): %q", got, want, actions(rep))
+	}
+	stopped := 0
+	for _, r := range rep.Hosts {
+		if r.Action == ActionFailed {
+			if !errors.Is(r.Err, ErrStopping) || r.Kind != KindStopping {
+				t.Errorf("%s failed with %v (%s), want ErrStopping", r.Label, r.Err, r.Kind)
+			}
+			stopped++
+		}
+	}
+	if stopped != 2 {
+		t.Errorf("%d hosts not started, want 2: %q", stopped, actions(rep))
+	}
+	if n := len(h.cloud.callsLike("launch")); n != 1 {
+		t.Errorf("%d launch calls after the stop, want 1", n)
+	}
+	// Once the stop is over, the next reconcile completes the fleet.
+	rep = h.reconcile(t.Context(), map[string]int{"web": 3})
+	if n := len(h.cloud.live()); n != 3 || rep.Err() != nil {
+		t.Fatalf("after the stop: %d hosts, %v", n, rep.Err())
+	}
+}

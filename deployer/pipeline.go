@@ -20,6 +20,8 @@ type pass struct {
 	f      *Fleet
 	cache  *labelCache
 	lister *lister
+	// stop, when closed, lets no new host work start (nil: never).
+	stop <-chan struct{}
 }
 
 // ClientToken is the launch token of a label's generation: the same fleet,
@@ -80,13 +82,27 @@ func newPool(n, size int) *pool {
 	return &pool{sem: make(chan struct{}, n), out: make([]HostResult, 0, size)}
 }
 
-// acquire takes a slot; false when ctx ended first.
-func (p *pool) acquire(ctx context.Context) bool {
+// acquire takes a slot; it fails with ErrStopping once stop is closed (a
+// nil stop never is) and with ctx's error when ctx ends first.
+func (p *pool) acquire(ctx context.Context, stop <-chan struct{}) error {
+	select {
+	case <-stop:
+		return ErrStopping
+	default:
+	}
 	select {
 	case p.sem <- struct{}{}:
-		return true
+		select {
+		case <-stop: // both were ready: stopping wins
+			<-p.sem
+			return ErrStopping
+		default:
+			return nil
+		}
+	case <-stop:
+		return ErrStopping
 	case <-ctx.Done():
-		return false
+		return ctx.Err()
 	}
 }
 
@@ -112,8 +128,8 @@ func (x *pass) execute(ctx context.Context, p Plan) []HostResult {
 		pl.wg.Add(1)
 		go func() {
 			defer pl.wg.Done()
-			if !pl.acquire(ctx) {
-				pl.add(x.done(&r, ctx.Err()))
+			if err := pl.acquire(ctx, x.stop); err != nil {
+				pl.add(x.done(&r, err))
 				return
 			}
 			defer pl.release()
@@ -152,8 +168,8 @@ func (x *pass) execute(ctx context.Context, p Plan) []HostResult {
 			for _, rm := range rms {
 				r := resultFor(rm.Observed, ActionRemoved)
 				r.Reason = rm.Reason
-				if !pl.acquire(ctx) {
-					pl.add(x.done(&r, ctx.Err()))
+				if err := pl.acquire(ctx, x.stop); err != nil {
+					pl.add(x.done(&r, err))
 					continue
 				}
 				pl.add(x.done(&r, x.remove(ctx, &r, rm.Instance)))
@@ -412,8 +428,8 @@ func (x *pass) askLabels(ctx context.Context, ask []fleet.Instance) ([]Observed,
 		pl.wg.Add(1)
 		go func() {
 			defer pl.wg.Done()
-			if !pl.acquire(ctx) {
-				pl.add(x.done(&r, ctx.Err()))
+			if err := pl.acquire(ctx, x.stop); err != nil {
+				pl.add(x.done(&r, err))
 				return
 			}
 			defer pl.release()

@@ -458,7 +458,9 @@ func (svc *service) Apply(ctx context.Context, desired map[string]int) error {
 		context.AfterFunc(actCtx, func() { t.Stop() })
 	})
 	defer stop()
-	rep, err := fl.Reconcile(actCtx, desired)
+	// Once shutdown begins no new host work starts; work in flight gets
+	// the grace period (actCtx) to finish and be recorded.
+	rep, err := fl.ReconcileUntil(actCtx, ctx.Done(), desired)
 	if err != nil {
 		if errors.Is(err, deployer.ErrBusy) {
 			svc.logger.Info("fleet busy (another tide is acting): trying at the next step")
