@@ -115,8 +115,9 @@ func runServe(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); svc.loop.Run(ctx) }()
+	go func() { defer wg.Done(); svc.runActing(ctx) }()
 	go func() { defer wg.Done(); srv.Run(ctx) }()
 	go func() { defer wg.Done(); svc.watch(ctx, f.poll) }()
 	go func() {
@@ -225,6 +226,11 @@ type service struct {
 	// rolling deploy), so that a deploy and a step never work on the same
 	// hosts at once.
 	acting sync.Mutex
+	// pending are the newest desired counts not yet handed to a converge;
+	// actKick wakes runActing; actErr is the last converge's error.
+	pending map[string]int
+	actKick chan struct{}
+	actErr  error
 }
 
 func newService(ctx context.Context, e *env, f serveFlags) (*service, error) {
@@ -266,7 +272,7 @@ func newService(ctx context.Context, e *env, f serveFlags) (*service, error) {
 		return nil, err
 	}
 	svc := &service{e: e, flags: f, logger: logger, clock: clk, started: clk.Now(), store: store, registry: reg,
-		metrics: m, schedule: s, fileHash: hash, forecasters: map[string]*predictor.Online{}}
+		metrics: m, schedule: s, fileHash: hash, forecasters: map[string]*predictor.Online{}, actKick: make(chan struct{}, 1)}
 	// Acting outlives the loop's context by the grace period, so that a
 	// launch in progress at shutdown is seen through and recorded.
 	svc.actCtx, svc.actStop = context.WithCancel(context.Background())
@@ -436,9 +442,55 @@ func (svc *service) RecordDecision(rec scheduler.Record) error {
 	return svc.store.AppendDecision(rec)
 }
 
-// Apply converges the fleet (scheduler.Actuator) and keeps the measured
-// launch-to-ready durations for the lead time.
+// Apply hands the desired counts to the acting goroutine (runActing) and
+// returns at once (scheduler.Actuator): a converge that takes minutes never
+// holds up the next decision. Counts decided while a converge runs replace
+// each other; the newest is applied next. The error returned is that of
+// the last converge that finished.
 func (svc *service) Apply(ctx context.Context, desired map[string]int) error {
+	svc.mu.Lock()
+	svc.pending = desired
+	err := svc.actErr
+	svc.mu.Unlock()
+	select {
+	case svc.actKick <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// runActing converges the fleet to the newest desired counts each time
+// Apply hands some over, until ctx ends; a converge in progress then gets
+// the grace period to finish.
+func (svc *service) runActing(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-svc.actKick:
+		}
+		svc.mu.Lock()
+		desired := svc.pending
+		svc.pending = nil
+		svc.mu.Unlock()
+		if desired == nil {
+			continue
+		}
+		err := svc.converge(ctx, desired)
+		if err != nil {
+			svc.logger.Error("converging the fleet failed", "err", err)
+		}
+		svc.mu.Lock()
+		svc.actErr = err
+		svc.mu.Unlock()
+	}
+}
+
+// converge converges the fleet once and keeps the measured launch-to-ready
+// durations for the lead time.
+func (svc *service) converge(ctx context.Context, desired map[string]int) error {
+	svc.acting.Lock()
+	defer svc.acting.Unlock()
 	svc.mu.Lock()
 	fl := svc.fleet
 	svc.mu.Unlock()

@@ -437,3 +437,60 @@ func TestServeDeploysARevision(t *testing.T) {
 	// The inspection cache is at most 10s old.
 	eventually(t, 30*time.Second, "both hosts on site 1.1", func() bool { return allAt("1.1", 2) })
 }
+
+const slowSetupSchedule = `name: slow
+cloud:
+  provider: local
+  network: 127.0.97.0/24
+  boot_delay: 100ms
+ssh:
+  port: 2222
+  deadline: 1m
+data_path: /mnt
+interval: 1s
+applications:
+  - name: site
+    revision: "1.0"
+    roles: [web]
+    commands:
+      setup: sleep 8
+      start: while :; do sleep 1; done
+roles:
+  - name: web
+    instance_type: t3.medium
+    min: 1
+    max: 1
+`
+
+// TestServeDecidesWhileAConvergeRuns: a host whose setup takes seconds
+// must not hold up the decisions: steps go on, once a second, meanwhile.
+func TestServeDecidesWhileAConvergeRuns(t *testing.T) {
+	f := newFleetEnv(t, "slow", "127.0.97.0/24")
+	if err := os.WriteFile(f.file, []byte(slowSetupSchedule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := &servedFleet{fleetEnv: f, name: "slow", network: "127.0.97.0/24", out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan int, 1)}
+	s.start(t)
+	// Wait until the host is being set up (its setup is running).
+	eventually(t, 30*time.Second, "web-1 to be launched", func() bool { return s.liveLabels(t) == "web-1" })
+	steps := map[string]bool{}
+	eventually(t, 20*time.Second, "three decision steps during the setup", func() bool {
+		var st struct {
+			LastStep string `json:"last_step"`
+		}
+		s.get(t, "/api/status", &st)
+		if st.LastStep != "" {
+			steps[st.LastStep] = true
+		}
+		return len(steps) >= 3
+	})
+	var fl struct {
+		Hosts []server.Host `json:"hosts"`
+	}
+	s.get(t, "/api/fleet", &fl)
+	for _, h := range fl.Hosts {
+		if h.Ready {
+			t.Fatalf("%s is ready already: the steps above did not overlap its setup", h.Label)
+		}
+	}
+}
