@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -493,4 +494,16 @@ func TestServeDecidesWhileAConvergeRuns(t *testing.T) {
 			t.Fatalf("%s is ready already: the steps above did not overlap its setup", h.Label)
 		}
 	}
+}
+
+// TestServeReloadsOnSIGHUP: with the file watcher out of the way (an hour
+// between looks), SIGHUP alone puts an edited schedule in force.
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	s := startServe(t, "hupped", "127.0.98.0/24", "--reload-poll", "1h")
+	eventually(t, 30*time.Second, "web at its minimum of 1", func() bool { return s.decision(t, "web").Desired == 1 })
+	s.writeSchedule(t, 3)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "web's new minimum of 3 after SIGHUP", func() bool { return s.decision(t, "web").Desired == 3 })
 }
