@@ -70,9 +70,11 @@ func (a AppState) Previous() (string, bool) {
 const aliveFn = `alive() { kill -0 "$1" 2>/dev/null || return 1; s=; read -r s < /proc/"$1"/stat 2>/dev/null || return 0; case "${s##*) }" in Z*) return 1;; esac; return 0; }`
 
 // probeScript prints the state of every application below the data path.
-// It forks little (read, not cat) as it runs on every converge.
+// It forks nothing in the common case (read, not cat; cd -P, not
+// readlink) as it runs on every converge, twice.
 const probeScript = aliveFn + `
 [ -d "$D" ] || exit 0
+case $D in /*) ;; *) D=$PWD/$D ;; esac
 if [ -f "$D/LABEL" ]; then read -r l < "$D/LABEL"; echo "label $l"; fi
 [ -f "$D/.tide/ready" ] && echo "ready"
 for a in "$D"/apps/*/; do
@@ -81,7 +83,11 @@ for a in "$D"/apps/*/; do
   echo "app ${a##*/}"
   if [ -f "$a/.tide-setup" ]; then read -r x < "$a/.tide-setup"; echo "setup $x"; fi
   [ -f "$a/.tide-restored" ] && echo "restored"
-  [ -L "$a/current" ] && echo "current $(readlink "$a/current")"
+  if [ -L "$a/current" ]; then
+    # cd -P resolves the link without forking readlink; a dangling link
+    # is still reported.
+    if cd -P "$a/current" 2>/dev/null; then echo "current ${PWD##*/}"; else echo "current $(readlink "$a/current")"; fi
+  fi
   for r in "$a"/releases/*/; do
     [ -d "$r" ] || continue
     r=${r%/}; c=0; [ -f "$r/.tide-release" ] && c=1

@@ -51,7 +51,9 @@ func (c *Converger) processes(t *target, a *app, v Vars, as AppState) (string, e
 		return "", nil
 	}
 	c.log.Info("processes", "label", t.label, "app", a.Name, "want", want, "stop", len(stop), "start", len(start))
-	return c.stopScript(t, a, a.Name, stop, func(b *strings.Builder) error {
+	restarted := func(i int) bool { _, ok := start[i]; return ok }
+	return c.stopScript(t, a, a.Name, stop, restarted, func(b *strings.Builder) error {
+		var pidFiles, specLines strings.Builder
 		for i := 1; i <= want; i++ {
 			cmd, ok := start[i]
 			if !ok {
@@ -62,19 +64,18 @@ func (c *Converger) processes(t *target, a *app, v Vars, as AppState) (string, e
 			n := strconv.Itoa(i)
 			// setsid: the process outlives the SSH session in a session
 			// of its own, so that stopping it reaches its children too.
-			fmt.Fprintf(b, "env %s $S /bin/sh -c %s </dev/null >>logs/%s.log 2>&1 &\n", envArgs(vi.env()), shellQuote(cmd), n)
-			fmt.Fprintf(b, "echo $! > run/%[1]s.pid.tmp && mv -f run/%[1]s.pid.tmp run/%[1]s.pid && printf '%%s\\n' %[2]s > run/%[1]s.spec\n", n, specs[i])
+			fmt.Fprintf(b, "%s $S /bin/sh -c %s </dev/null >>logs/%s.log 2>&1 &\n", envAssigns(vi.env()), shellQuote(cmd), n)
+			fmt.Fprintf(b, "echo $! > run/.tmp/%s.pid || exit 1\n", n)
+			fmt.Fprintf(&pidFiles, " run/.tmp/%s.pid", n)
+			fmt.Fprintf(&specLines, "printf '%%s\\n' %s > run/%s.spec || exit 1\n", specs[i], n)
+		}
+		// Each pid file replaces the old one at once (a rename), all in
+		// one mv.
+		if pidFiles.Len() > 0 {
+			fmt.Fprintf(b, "mv -f%s run/ || exit 1\n%s", pidFiles.String(), specLines.String())
 		}
 		return nil
 	})
-}
-
-func envArgs(env []string) string {
-	q := make([]string, len(env))
-	for i, kv := range env {
-		q[i] = shellQuote(kv)
-	}
-	return strings.Join(q, " ")
 }
 
 // stopProcs stops processes idx of application name (a may be nil when
@@ -83,7 +84,7 @@ func envArgs(env []string) string {
 // timeout, when those left get SIGKILL. The waiting happens on the host,
 // in one SSH command.
 func (c *Converger) stopProcs(ctx context.Context, t *target, a *app, name string, idx []int) error {
-	script, err := c.stopScript(t, a, name, idx, nil)
+	script, err := c.stopScript(t, a, name, idx, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -105,13 +106,15 @@ func (c *Converger) logKilled(t *target, name string, out []byte) {
 }
 
 // stopScript returns the script stopProcs runs; then, when set, appends
-// commands run afterwards (starting processes). It runs in a subshell so
-// that the caller may add to it.
-func (c *Converger) stopScript(t *target, a *app, name string, idx []int, then func(*strings.Builder) error) (string, error) {
+// commands run afterwards (starting processes), and the pid files of the
+// processes restarted says (nil: none) are left for them to replace. It
+// is a brace group, not a subshell (one fork fewer), that exits the
+// script when it fails: a caller may add to it.
+func (c *Converger) stopScript(t *target, a *app, name string, idx []int, restarted func(int) bool, then func(*strings.Builder) error) (string, error) {
 	var b strings.Builder
-	b.WriteString("(\n")
+	b.WriteString("{\n")
 	b.WriteString(aliveFn + "\n")
-	fmt.Fprintf(&b, "cd %s || exit 1\nmkdir -p run logs\nS=; command -v setsid >/dev/null 2>&1 && S=setsid\npids=\n", shellQuote(t.appDir(name)))
+	fmt.Fprintf(&b, "cd %s || exit 1\n[ -d run/.tmp ] && [ -d logs ] || mkdir -p run/.tmp logs || exit 1\nS=; command -v setsid >/dev/null 2>&1 && S=setsid\npids=\n", shellQuote(t.appDir(name)))
 	for _, i := range idx {
 		n := strconv.Itoa(i)
 		stopCmd := ""
@@ -125,7 +128,7 @@ func (c *Converger) stopScript(t *target, a *app, name string, idx []int, then f
 			if stopCmd != "" {
 				stopCmd = runCmd(stopCmd, append(v.env(), "TIDE_PID=$pid"))
 				// TIDE_PID is expanded by the shell: unquote it.
-				stopCmd = strings.Replace(stopCmd, shellQuote("TIDE_PID=$pid"), `"TIDE_PID=$pid"`, 1)
+				stopCmd = strings.Replace(stopCmd, "TIDE_PID="+shellQuote("$pid"), `TIDE_PID="$pid"`, 1)
 			}
 		}
 		if stopCmd == "" {
@@ -133,7 +136,7 @@ func (c *Converger) stopScript(t *target, a *app, name string, idx []int, then f
 		} else {
 			stopCmd += " >>logs/" + n + ".log 2>&1"
 		}
-		fmt.Fprintf(&b, "if [ -f run/%[1]s.pid ]; then pid=$(cat run/%[1]s.pid); if alive \"$pid\"; then %[2]s || true; pids=\"$pids $pid\"; fi; fi\n", n, stopCmd)
+		fmt.Fprintf(&b, "if [ -f run/%[1]s.pid ]; then pid=; read -r pid < run/%[1]s.pid; if alive \"$pid\"; then %[2]s || true; pids=\"$pids $pid\"; fi; fi\n", n, stopCmd)
 	}
 	limit := int(c.o.StopTimeout / (100 * time.Millisecond))
 	fmt.Fprintf(&b, `n=0
@@ -154,14 +157,20 @@ while :; do
   sleep 0.1; n=$((n+1))
 done
 `, limit)
+	var rm strings.Builder
 	for _, i := range idx {
-		fmt.Fprintf(&b, "rm -f run/%[1]d.pid run/%[1]d.spec\n", i)
+		if restarted == nil || !restarted(i) {
+			fmt.Fprintf(&rm, " run/%[1]d.pid run/%[1]d.spec", i)
+		}
+	}
+	if rm.Len() > 0 {
+		fmt.Fprintf(&b, "rm -f%s\n", rm.String())
 	}
 	if then != nil {
 		if err := then(&b); err != nil {
 			return "", err
 		}
 	}
-	b.WriteString(") || exit 1\n")
+	b.WriteString("} || exit 1\n")
 	return b.String(), nil
 }

@@ -22,13 +22,29 @@ const presignTTL = 15 * time.Minute
 // then the deploy command run there, then the completion marker. A release
 // left without its marker is removed and done again.
 func (c *Converger) deployRelease(ctx context.Context, t *target, a *app, v Vars) error {
-	deploy, err := a.render(cmdDeploy, v)
+	script, stdin, err := c.releaseScript(ctx, a, v)
 	if err != nil {
 		return err
 	}
+	defer stdin.Close()
+	_, err = t.h.Run(ctx, script, stdin)
+	return err
+}
+
+// releaseScript returns the script deployRelease runs and what it reads
+// on stdin (to be closed by the caller). The script runs with set -e and
+// ends with set +e, so that more may follow it in the same session, run
+// only when the release is complete; its last line prints releasedMark.
+func (c *Converger) releaseScript(ctx context.Context, a *app, v Vars) (string, io.ReadCloser, error) {
+	deploy, err := a.render(cmdDeploy, v)
+	if err != nil {
+		return "", nil, err
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "set -e\nR=%s\nrm -rf \"$R\"\nmkdir -p \"$R\"\n", shellQuote(v.ReleaseDir))
-	var stdin io.Reader
+	// A directory left by a failed deploy is removed (rm only then: each
+	// command forked counts when hundreds of hosts deploy at once).
+	fmt.Fprintf(&b, "set -e\nR=%s\n[ ! -e \"$R\" ] || rm -rf \"$R\"\nmkdir -p \"$R\"\n", shellQuote(v.ReleaseDir))
+	var stdin io.ReadCloser = io.NopCloser(strings.NewReader(""))
 	switch art := a.Artifact; {
 	case art.Path != "":
 		p := art.Path
@@ -37,9 +53,8 @@ func (c *Converger) deployRelease(ctx context.Context, t *target, a *app, v Vars
 		}
 		r, gz, err := artifactStream(p)
 		if err != nil {
-			return fmt.Errorf("%w: artifact: %w", errConfig, err)
+			return "", nil, fmt.Errorf("%w: artifact: %w", errConfig, err)
 		}
-		defer r.Close()
 		stdin = r
 		z := ""
 		if gz {
@@ -49,15 +64,15 @@ func (c *Converger) deployRelease(ctx context.Context, t *target, a *app, v Vars
 	case art.S3 != "":
 		bucket, key, err := objstore.ParseS3URL(art.S3)
 		if err != nil {
-			return fmt.Errorf("%w: artifact: %w", errConfig, err)
+			return "", nil, fmt.Errorf("%w: artifact: %w", errConfig, err)
 		}
 		url, err := c.o.Presigner.PresignGet(ctx, bucket, key, presignTTL)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		// The URL is a credential until it expires: it goes on stdin,
 		// never on a command line a process listing shows.
-		stdin = strings.NewReader(url + "\n")
+		stdin = io.NopCloser(strings.NewReader(url + "\n"))
 		curlCA, wgetCA := "", ""
 		if c.o.FetchCAFile != "" {
 			curlCA = " --cacert " + shellQuote(c.o.FetchCAFile)
@@ -83,12 +98,13 @@ fi
 	if deploy != "" {
 		fmt.Fprintf(&b, "cd \"$R\"\n%s\n", runCmd(deploy, v.env()))
 	}
-	fmt.Fprintf(&b, "printf '%%s\\n' %s > \"$R/.tide-release\"\n", shellQuote(a.Revision))
-	if _, err := t.h.Run(ctx, b.String(), stdin); err != nil {
-		return err
-	}
-	return nil
+	fmt.Fprintf(&b, "printf '%%s\\n' %s > \"$R/.tide-release\"\nset +e\necho %s\n", shellQuote(a.Revision), releasedMark)
+	return b.String(), stdin, nil
 }
+
+// releasedMark is the line a release script prints once the release is
+// complete.
+const releasedMark = "tide-release-complete"
 
 // artifactStream returns a tar stream of a local artifact: a directory's
 // contents, a tarball as it is (gz says it is compressed), or any other
