@@ -528,6 +528,9 @@ func orderReleases(as AppState) []string {
 // passes; then it checks that every process still runs.
 func (c *Converger) health(ctx context.Context, t *target, apps []*app) error {
 	var b strings.Builder
+	// The checks run from each application's directory, in this shell
+	// (cd and back, not a subshell: one fork fewer per check).
+	b.WriteString("H=$PWD\n")
 	for _, a := range apps {
 		v := t.vars(a)
 		cmd, err := a.render(cmdHealth, v)
@@ -535,11 +538,11 @@ func (c *Converger) health(ctx context.Context, t *target, apps []*app) error {
 			return err
 		}
 		if cmd != "" {
-			fmt.Fprintf(&b, "(cd %s && %s >/dev/null) || { echo %s >&2; exit 1; }\n", shellQuote(v.AppDir), runCmd(cmd, v.env()),
+			fmt.Fprintf(&b, "cd %s && %s >/dev/null || { echo %s >&2; exit 1; }\n", shellQuote(v.AppDir), runCmd(cmd, v.env()),
 				shellQuote("application "+a.Name+": health check failed"))
 		}
 	}
-	b.WriteString("D=" + shellQuote(t.data) + "\n" + probeScript)
+	b.WriteString("cd \"$H\" || exit 1\nD=" + shellQuote(t.data) + "\n" + probeScript)
 	deadline := c.clk.Now().Add(c.o.HealthTimeout)
 	wait := 50 * time.Millisecond
 	var out []byte
