@@ -130,7 +130,6 @@ func runServe(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	err = hs.Serve(ln)
 	stop()
 	wg.Wait()
-	svc.shutdown(f.grace)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -632,12 +631,8 @@ func (svc *service) currentSchedule() *config.Schedule {
 	return svc.schedule
 }
 
-// shutdown lets a step in progress finish within grace, then releases everything.
-func (svc *service) shutdown(grace time.Duration) {
-	_ = grace // the act context is cancelled by Apply's own grace timer
-	svc.actStop()
-}
-
+// close releases everything, once the loop, the acting goroutine and the
+// server have stopped (runServe defers it).
 func (svc *service) close() {
 	svc.actStop()
 	svc.mu.Lock()
