@@ -77,10 +77,28 @@ func (s *servedFleet) writeSchedule(t *testing.T, webMin int) {
 
 func startServe(t *testing.T, name, network string, extra ...string) *servedFleet {
 	t.Helper()
-	f := newFleetEnv(t, name, network)
-	s := &servedFleet{fleetEnv: f, name: name, network: network, out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan int, 1)}
+	s := newServed(t, name, network)
 	s.writeSchedule(t, 1)
 	s.start(t, extra...)
+	return s
+}
+
+// newServed prepares a fleet on a state directory and network of its own
+// for tide serve; nothing runs until start.
+func newServed(t *testing.T, name, network string) *servedFleet {
+	t.Helper()
+	return &servedFleet{fleetEnv: newFleetEnv(t, name, network), name: name, network: network,
+		out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan int, 1)}
+}
+
+// serveText runs tide serve on the schedule text until the test ends.
+func serveText(t *testing.T, name, network, text string) *servedFleet {
+	t.Helper()
+	s := newServed(t, name, network)
+	if err := os.WriteFile(s.file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.start(t)
 	return s
 }
 
@@ -385,12 +403,7 @@ roles:
 `
 
 func TestServeDeploysARevision(t *testing.T) {
-	f := newFleetEnv(t, "deployed", "127.0.96.0/24")
-	if err := os.WriteFile(f.file, []byte(serveAppSchedule), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := &servedFleet{fleetEnv: f, name: "deployed", network: "127.0.96.0/24", out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan int, 1)}
-	s.start(t)
+	s := serveText(t, "deployed", "127.0.96.0/24", serveAppSchedule)
 
 	hosts := func() []server.Host {
 		var v struct {
@@ -466,12 +479,7 @@ roles:
 // TestServeDecidesWhileAConvergeRuns: a host whose setup takes seconds
 // must not hold up the decisions: steps go on, once a second, meanwhile.
 func TestServeDecidesWhileAConvergeRuns(t *testing.T) {
-	f := newFleetEnv(t, "slow", "127.0.97.0/24")
-	if err := os.WriteFile(f.file, []byte(slowSetupSchedule), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := &servedFleet{fleetEnv: f, name: "slow", network: "127.0.97.0/24", out: &syncBuffer{}, errs: &syncBuffer{}, done: make(chan int, 1)}
-	s.start(t)
+	s := serveText(t, "slow", "127.0.97.0/24", slowSetupSchedule)
 	// Wait until the host is being set up (its setup is running).
 	eventually(t, 30*time.Second, "web-1 to be launched", func() bool { return s.liveLabels(t) == "web-1" })
 	steps := map[string]bool{}
