@@ -162,18 +162,24 @@ func (v *validator) ssh() {
 	}
 }
 
-func (v *validator) application(p string, a Application, roles map[string]int) {
+// references checks a list of names of roles or applications: each must
+// be known, and listed once.
+func (v *validator) references(p, kind string, names []string, known map[string]int) {
 	seen := map[string]bool{}
-	for j, r := range a.Roles {
-		rp := index(p+".roles", j)
-		if _, ok := roles[r]; !ok {
-			v.add(rp, "unknown role %q", r)
+	for j, n := range names {
+		np := index(p, j)
+		if _, ok := known[n]; !ok {
+			v.add(np, "unknown %s %q", kind, n)
 		}
-		if seen[r] {
-			v.add(rp, "role %q listed twice", r)
+		if seen[n] {
+			v.add(np, "%s %q listed twice", kind, n)
 		}
-		seen[r] = true
+		seen[n] = true
 	}
+}
+
+func (v *validator) application(p string, a Application, roles map[string]int) {
+	v.references(p+".roles", "role", a.Roles, roles)
 	if len(v.s.RolesOf(a.Name)) == 0 && a.Name != "" {
 		v.add(p+".roles", "application %q runs on no role: name a role here or list the application in a role's applications", a.Name)
 	}
@@ -233,17 +239,7 @@ func (v *validator) role(p string, r Role, apps map[string]int, labels map[strin
 			}
 		}
 	}
-	seen := map[string]bool{}
-	for j, a := range r.Applications {
-		ap := index(p+".applications", j)
-		if _, ok := apps[a]; !ok {
-			v.add(ap, "unknown application %q", a)
-		}
-		if seen[a] {
-			v.add(ap, "application %q listed twice", a)
-		}
-		seen[a] = true
-	}
+	v.references(p+".applications", "application", r.Applications, apps)
 	if r.Stateful && r.Name != "" {
 		for _, a := range s.AppsOf(r.Name) {
 			i := apps[a.Name]
