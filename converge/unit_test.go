@@ -2,60 +2,11 @@ package converge_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/tideops/tide/config"
 	"github.com/tideops/tide/converge"
 )
-
-func TestRevisionsPrecedence(t *testing.T) {
-	s := &config.Schedule{Applications: []config.Application{{Name: "web", Revision: "2.0"}, {Name: "db", Revision: "1"}}}
-	for _, tc := range []struct {
-		name string
-		rec  map[string]converge.Deployed
-		want map[string]string
-	}{
-		{"nothing deployed", nil, map[string]string{"web": "2.0", "db": "1"}},
-		{"deployed over the same file", map[string]converge.Deployed{"web": {Revision: "2.1", ScheduleRevision: "2.0"}},
-			map[string]string{"web": "2.1", "db": "1"}},
-		{"file edited since", map[string]converge.Deployed{"web": {Revision: "2.1", ScheduleRevision: "1.9"}},
-			map[string]string{"web": "2.0", "db": "1"}},
-		{"application gone from the file", map[string]converge.Deployed{"old": {Revision: "9", ScheduleRevision: "9"}},
-			map[string]string{"web": "2.0", "db": "1"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got := converge.Revisions{Apps: tc.rec}.Effective(s)
-			if len(got) != len(tc.want) || got["web"] != tc.want["web"] || got["db"] != tc.want["db"] {
-				t.Errorf("Effective = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestRevisionsFile(t *testing.T) {
-	path := converge.RevisionsPath(t.TempDir(), "fleet")
-	r, err := converge.LoadRevisions(path)
-	if err != nil || len(r.Apps) != 0 {
-		t.Fatalf("missing file: %+v, %v", r, err)
-	}
-	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	r.Apps["web"] = converge.Deployed{Revision: "2.1", Previous: "2.0", ScheduleRevision: "2.0", At: at}
-	if err := r.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	if m, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".revisions*")); len(m) != 0 {
-		t.Errorf("temporary files left: %v", m)
-	}
-	back, err := converge.LoadRevisions(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := back.Apps["web"]; got != r.Apps["web"] {
-		t.Errorf("read back %+v, want %+v", got, r.Apps["web"])
-	}
-}
 
 // TestDrainKillsStubbornProcesses checks the stop deadline: a process
 // that ignores SIGTERM and its stop command is killed once it passes.
