@@ -15,6 +15,7 @@ const (
 	DefaultSSHTimeout    = 10 * time.Second
 	DefaultSSHDeadline   = 5 * time.Minute
 	DefaultKeepReleases  = 3
+	DefaultBackupKeep    = 7
 	DefaultHeadroom      = 0.2
 	DefaultLeadTime      = 10 * time.Minute
 	DefaultMaxAge        = 5 * time.Minute
@@ -54,6 +55,9 @@ func (s *Schedule) applyDefaults() {
 	}
 	if unset("ssh.deadline", s.SSH.Deadline == 0) {
 		s.SSH.Deadline = Duration(DefaultSSHDeadline)
+	}
+	if unset("backups.keep", s.Backups.Keep == 0) {
+		s.Backups.Keep = DefaultBackupKeep
 	}
 	for i := range s.Applications {
 		a := &s.Applications[i]

@@ -1,6 +1,10 @@
 package config
 
-import "slices"
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+)
 
 // Role returns the role with the given name.
 func (s *Schedule) Role(name string) (Role, bool) {
@@ -60,4 +64,15 @@ func (r Role) ProcessesFor(app Application) int {
 		return n
 	}
 	return 1
+}
+
+// BackupStore returns backups.store with a directory made relative to the
+// schedule file's directory (as given when the file sets none: "" or an
+// s3:// URL).
+func (s *Schedule) BackupStore() string {
+	st := s.Backups.Store
+	if st == "" || strings.HasPrefix(st, "s3://") || filepath.IsAbs(st) || s.File == "" {
+		return st
+	}
+	return filepath.Join(filepath.Dir(s.File), st)
 }

@@ -14,6 +14,8 @@ type Schedule struct {
 	DataPath string `yaml:"data_path"`
 	// Interval is how often the service decides. Default 1m.
 	Interval Duration `yaml:"interval"`
+	// Backups says where stateful roles' data goes before their hosts do.
+	Backups Backups `yaml:"backups"`
 	// Applications run on roles' hosts; several may share a role.
 	Applications []Application `yaml:"applications"`
 	// Roles are groups of identical hosts: database, web, heavy-task workers.
@@ -54,6 +56,20 @@ type SSH struct {
 	KnownHosts   string   `yaml:"known_hosts"`
 	Timeout      Duration `yaml:"timeout"`  // per dial
 	Deadline     Duration `yaml:"deadline"` // for a new host to answer at all
+}
+
+// Backups says where the backups of stateful roles are kept, and how many.
+type Backups struct {
+	// Store is s3://bucket/prefix, or a directory on tide's machine
+	// (relative to the schedule file's directory). Required when a
+	// stateful role runs on aws; the local and static clouds default to
+	// STATE_DIR/backups.
+	Store string `yaml:"store"`
+	// Keep is how many verified backups of each role's application are
+	// kept: older ones are deleted once a new one is verified, never the
+	// latest. 0 keeps every backup (for a store with lifecycle rules of
+	// its own). Default 7.
+	Keep int `yaml:"keep"`
 }
 
 // Application is one deployable application.

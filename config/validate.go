@@ -77,6 +77,7 @@ func (v *validator) schedule(now time.Time) {
 	}
 	v.cloud()
 	v.ssh()
+	v.backups()
 
 	apps := map[string]int{}
 	for i, a := range s.Applications {
@@ -159,6 +160,47 @@ func (v *validator) ssh() {
 	}
 	if c.Deadline <= 0 {
 		v.add("ssh.deadline", "want a positive duration, got %s", c.Deadline)
+	}
+}
+
+// bucketRE is what S3 bucket names look like.
+var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+func (v *validator) backups() {
+	b := v.s.Backups
+	switch st := b.Store; {
+	case strings.HasPrefix(st, "s3://"):
+		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(st, "s3://"), "/")
+		switch {
+		case bucket == "":
+			v.add("backups.store", "want s3://bucket/prefix, got %q: no bucket", st)
+		case !bucketRE.MatchString(bucket) || strings.Contains(bucket, ".."):
+			v.add("backups.store", "bad bucket name %q: use 3 to 63 lower-case letters, digits, dots and dashes, starting and ending with a letter or digit", bucket)
+		}
+		if prefix = strings.TrimSuffix(prefix, "/"); prefix != "" {
+			for _, seg := range strings.Split(prefix, "/") {
+				if seg == "" || seg == "." || seg == ".." {
+					v.add("backups.store", "bad key prefix %q: empty, . or .. segment", prefix)
+					break
+				}
+			}
+		}
+	case strings.Contains(st, "://") || strings.HasPrefix(st, "s3:"):
+		v.add("backups.store", "want s3://bucket/prefix or a directory, got %q", st)
+	case strings.HasPrefix(st, "~"):
+		v.add("backups.store", "~ is not expanded: write the directory's full path, or one relative to the schedule file")
+	case st == "" && v.s.pos.has("backups.store"):
+		v.add("backups.store", "must not be empty: leave it out for the default")
+	}
+	if b.Keep < 0 {
+		v.add("backups.keep", "must not be negative, got %d (0 keeps every backup)", b.Keep)
+	}
+	if v.s.Cloud.Provider == "aws" && b.Store == "" {
+		for i, r := range v.s.Roles {
+			if r.Stateful {
+				v.add(index("roles", i)+".stateful", "role %q is stateful, and nothing on aws keeps its data when its hosts go: set backups.store (s3://bucket/prefix, or a directory on tide's machine)", r.Name)
+			}
+		}
 	}
 }
 
