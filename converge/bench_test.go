@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +38,8 @@ var benchDownloadSchedule = strings.Replace(benchSchedule,
 
 // BenchmarkDeploy100 deploys a new revision (release, switch, restart of
 // two processes, health) to one local host, then to 100 with 20 at once,
-// and reports both times and their ratio, and the CPU time the whole
+// and reports both times and their ratio, how far the 100 hosts' time
+// is from what the machine allows (ratio-to-floor), and the CPU time the whole
 // machine spent per host of the 100 (cpu-ms/host: tide, the hosts' SSH
 // servers and every shell and command they ran; other load on the machine
 // counts too), and tide's own part of it (tide-cpu-ms/host). It starts 100 host processes: it runs only with -bench.
@@ -141,5 +143,12 @@ func benchDeploy100(b *testing.B, text string) {
 	b.ReportMetric(float64(all)/float64(one), "ratio")
 	// USER_HZ is 100 on Linux: a jiffy is 10 ms.
 	b.ReportMetric(float64(jiffies*10)/float64(b.N*n), "cpu-ms/host")
+	// The best the machine allows: n/concurrency rounds of one host's
+	// time, or, when the hosts share fewer cores than that, the CPU the
+	// deploys needed spread over every core. ratio-to-floor near 1 says
+	// tide adds no wait of its own.
+	rounds := time.Duration(n/concurrency) * one
+	cpuBound := time.Duration(jiffies) * 10 * time.Millisecond / time.Duration(runtime.NumCPU())
+	b.ReportMetric(float64(all)/float64(max(rounds, cpuBound)), "ratio-to-floor")
 	b.ReportMetric(float64(self.Microseconds())/1000/float64(b.N*n), "tide-cpu-ms/host")
 }

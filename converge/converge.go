@@ -309,23 +309,41 @@ func (c *Converger) converge(ctx context.Context, t *target) (ready bool, err er
 		t.label = st.Label
 	}
 	apps := c.appsOf(t.role)
-	for _, a := range apps {
+	var gone []AppState // applications no longer on the role, still running
+	for _, as := range st.Apps {
+		if !slices.ContainsFunc(apps, func(a *app) bool { return a.Name == as.Name }) && as.Running > 0 {
+			gone = append(gone, as)
+		}
+	}
+	// The first health attempt runs at the end of the last session that
+	// changes the host: one SSH session fewer per deploy.
+	health, err := c.healthScript(t, apps)
+	if err != nil {
+		return st.Ready, err
+	}
+	var first []byte
+	for i, a := range apps {
 		as, _ := st.App(a.Name)
-		if err := c.convergeApp(ctx, t, a, as); err != nil {
+		tail := ""
+		if i == len(apps)-1 && len(gone) == 0 {
+			tail = health
+		}
+		out, err := c.convergeApp(ctx, t, a, as, tail)
+		if err != nil {
 			return st.Ready, err
+		}
+		if tail != "" {
+			first = out
 		}
 	}
 	// Applications no longer on the role: stop their processes, keep files.
-	for _, as := range st.Apps {
-		if slices.ContainsFunc(apps, func(a *app) bool { return a.Name == as.Name }) || as.Running == 0 {
-			continue
-		}
+	for _, as := range gone {
 		c.log.Info("stopping application no longer on the role", "label", t.label, "app", as.Name)
 		if err := c.stopProcs(ctx, t, c.apps[as.Name], as.Name, all(as)); err != nil {
 			return st.Ready, err
 		}
 	}
-	if err := c.health(ctx, t, apps); err != nil {
+	if err := c.health(ctx, t, apps, first); err != nil {
 		return st.Ready, err
 	}
 	if !st.Ready {
@@ -345,10 +363,12 @@ func all(as AppState) []int {
 	return out
 }
 
-// convergeApp does what one application lacks on the host.
-func (c *Converger) convergeApp(ctx context.Context, t *target, a *app, as AppState) error {
+// convergeApp does what one application lacks on the host. When it runs
+// a script that changes the host, tail (a health attempt), when not empty,
+// is appended to it, and the script's output returned.
+func (c *Converger) convergeApp(ctx context.Context, t *target, a *app, as AppState, tail string) ([]byte, error) {
 	if a.Revision == "" {
-		return fmt.Errorf("application %s: %w: no revision", a.Name, errConfig)
+		return nil, fmt.Errorf("application %s: %w: no revision", a.Name, errConfig)
 	}
 	v := t.vars(a)
 	log := c.log.With("label", t.label, "app", a.Name)
@@ -356,14 +376,14 @@ func (c *Converger) convergeApp(ctx context.Context, t *target, a *app, as AppSt
 	// Setup, once per setup command.
 	setup, err := a.render(cmdSetup, v)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if sh := hash(setup); as.setup != sh {
 		log.Info("setting up")
 		script := fmt.Sprintf("mkdir -p %[1]s && cd %[1]s && %[2]s && printf '%%s\\n' %[3]s > .tide-setup",
 			shellQuote(v.AppDir), runCmd(setup, v.env()), sh)
 		if _, err := t.h.Run(ctx, script, nil); err != nil {
-			return fmt.Errorf("application %s: setup: %w", a.Name, err)
+			return nil, fmt.Errorf("application %s: setup: %w", a.Name, err)
 		}
 	}
 
@@ -377,12 +397,12 @@ func (c *Converger) convergeApp(ctx context.Context, t *target, a *app, as AppSt
 		log.Info("deploying release", "revision", a.Revision)
 		if c.roles[t.role].Stateful && !as.restored {
 			if err := c.deployRelease(ctx, t, a, v); err != nil {
-				return fmt.Errorf("application %s: deploying %s: %w", a.Name, a.Revision, err)
+				return nil, fmt.Errorf("application %s: deploying %s: %w", a.Name, a.Revision, err)
 			}
 		} else {
 			script, in, err := c.releaseScript(ctx, a, v)
 			if err != nil {
-				return fmt.Errorf("application %s: deploying %s: %w", a.Name, a.Revision, err)
+				return nil, fmt.Errorf("application %s: deploying %s: %w", a.Name, a.Revision, err)
 			}
 			defer in.Close()
 			release, stdin = script, in
@@ -396,7 +416,7 @@ func (c *Converger) convergeApp(ctx context.Context, t *target, a *app, as AppSt
 	// A stateful role's new host gets its data back before it starts.
 	if c.roles[t.role].Stateful && !as.restored {
 		if err := c.restore(ctx, t, a, v); err != nil {
-			return fmt.Errorf("application %s: restoring: %w", a.Name, err)
+			return nil, fmt.Errorf("application %s: restoring: %w", a.Name, err)
 		}
 	}
 
@@ -410,22 +430,26 @@ func (c *Converger) convergeApp(ctx context.Context, t *target, a *app, as AppSt
 	}
 	procs, err := c.processes(t, a, v, as)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b.WriteString(procs)
 	b.WriteString(c.prune(t, a, as))
 	if release == "" && b.Len() == 0 {
-		return nil
+		return nil, nil
 	}
-	out, err := t.h.Run(ctx, release+b.String(), stdin)
+	script := release + b.String()
+	if tail != "" {
+		script = withHealth(script, tail)
+	}
+	out, err := t.h.Run(ctx, script, stdin)
 	if err != nil {
 		if release != "" && !hasLine(out, releasedMark) {
-			return fmt.Errorf("application %s: deploying %s: %w", a.Name, a.Revision, err)
+			return nil, fmt.Errorf("application %s: deploying %s: %w", a.Name, a.Revision, err)
 		}
-		return fmt.Errorf("application %s: switching to %s and starting processes: %w", a.Name, a.Revision, err)
+		return nil, fmt.Errorf("application %s: switching to %s and starting processes: %w", a.Name, a.Revision, err)
 	}
 	c.logKilled(t, a.Name, out)
-	return nil
+	return out, nil
 }
 
 // hasLine says whether out holds line as a whole line.
@@ -523,10 +547,10 @@ func orderReleases(as AppState) []string {
 	return out
 }
 
-// health runs every application's health check, then reads the host's
-// state, in one script, until the checks pass or the health timeout
-// passes; then it checks that every process still runs.
-func (c *Converger) health(ctx context.Context, t *target, apps []*app) error {
+// healthScript is the script of one health attempt: every application's
+// health check from its directory, then the host's state. It exits
+// non-zero when a check fails.
+func (c *Converger) healthScript(t *target, apps []*app) (string, error) {
 	var b strings.Builder
 	// The checks run from each application's directory, in this shell
 	// (cd and back, not a subshell: one fork fewer per check).
@@ -535,7 +559,7 @@ func (c *Converger) health(ctx context.Context, t *target, apps []*app) error {
 		v := t.vars(a)
 		cmd, err := a.render(cmdHealth, v)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if cmd != "" {
 			fmt.Fprintf(&b, "cd %s && %s >/dev/null || { echo %s >&2; exit 1; }\n", shellQuote(v.AppDir), runCmd(cmd, v.env()),
@@ -543,24 +567,84 @@ func (c *Converger) health(ctx context.Context, t *target, apps []*app) error {
 		}
 	}
 	b.WriteString("cd \"$H\" || exit 1\nD=" + shellQuote(t.data) + "\n" + probeScript)
-	deadline := c.clk.Now().Add(c.o.HealthTimeout)
-	wait := 50 * time.Millisecond
+	return b.String(), nil
+}
+
+// healthMark starts the output of a health attempt run at the end of
+// another script; healthExit, followed by its exit status, ends it.
+const (
+	healthMark = "--- tide health attempt"
+	healthExit = "--- tide health exit "
+)
+
+// withHealth appends a health attempt to script. The attempt runs in a
+// subshell after the script succeeded, and its failure does not fail the
+// script: healthAttempt reads how it went from the output.
+func withHealth(script, health string) string {
+	return "tide_home=$PWD\n" + script + "echo '" + healthMark + "'\n(\nset +e\ncd \"$tide_home\" || exit 1\n" + health + ")\necho \"" + healthExit + "$?\"\n"
+}
+
+// healthAttempt returns what the health attempt withHealth appended wrote
+// and whether it passed. ok is false when out holds no complete attempt.
+func healthAttempt(out []byte) (probe string, passed, ok bool) {
+	s := string(out)
+	i := strings.LastIndex(s, "\n"+healthMark+"\n")
+	if i < 0 {
+		if !strings.HasPrefix(s, healthMark+"\n") {
+			return "", false, false
+		}
+		i = -1
+	}
+	rest := s[i+len(healthMark)+2:]
+	j := strings.LastIndex(rest, healthExit)
+	if j < 0 {
+		return "", false, false
+	}
+	status := strings.TrimSpace(rest[j+len(healthExit):])
+	return rest[:j], status == "0", true
+}
+
+// health runs the health attempt until the checks pass or the health
+// timeout passes; then it checks that every process still runs. first,
+// when not empty, is the output of an attempt that already ran at the end
+// of the deploy's script: when it passed, no further attempt is made.
+func (c *Converger) health(ctx context.Context, t *target, apps []*app, first []byte) error {
+	script, err := c.healthScript(t, apps)
+	if err != nil {
+		return err
+	}
 	var out []byte
-	for {
-		var err error
-		out, err = t.h.Run(ctx, b.String(), nil)
-		if err == nil {
-			break
+	probe, passed, ok := healthAttempt(first)
+	if ok && passed {
+		out = []byte(probe)
+	} else {
+		deadline := c.clk.Now().Add(c.o.HealthTimeout)
+		wait := 50 * time.Millisecond
+		if ok {
+			// The attempt at the end of the deploy failed: give the
+			// application the first wait before the next one.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-c.clk.After(wait):
+			}
 		}
-		if !c.clk.Now().Add(wait).Before(deadline) {
-			return fmt.Errorf("health check failing after %s: %w", c.o.HealthTimeout, err)
+		for {
+			var err error
+			out, err = t.h.Run(ctx, script, nil)
+			if err == nil {
+				break
+			}
+			if !c.clk.Now().Add(wait).Before(deadline) {
+				return fmt.Errorf("health check failing after %s: %w", c.o.HealthTimeout, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-c.clk.After(wait):
+			}
+			wait = min(wait*2, time.Second)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.clk.After(wait):
-		}
-		wait = min(wait*2, time.Second)
 	}
 	st, err := parseProbe(string(out))
 	if err != nil {
