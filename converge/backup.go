@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -129,9 +131,27 @@ func (c *Converger) BeforeTerminate(ctx context.Context, h deployer.Host, inst f
 	return nil
 }
 
+// Streamer is implemented by hosts that copy a command's standard output
+// to a writer as it comes (cmd/tide's SSH hosts do). Backups need it: an
+// archive passes through tide on its way to the store and is never held
+// whole in memory, so a host without it cannot be backed up.
+type Streamer interface {
+	// Stream runs cmd as deployer.Host's Run does, copying its standard
+	// output to stdout; it never writes to stdout after it returned.
+	Stream(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer) error
+}
+
+// pruner is what retention needs of a store besides Put and Get; both of
+// objstore's stores have it.
+type pruner interface {
+	List(ctx context.Context, prefix string) ([]objstore.Info, error)
+	Delete(ctx context.Context, key string) error
+}
+
 // backup runs the backup command (or tars the application's directory
-// but its releases, processes and logs), stores the archive, verifies it
-// and records it as the latest.
+// but its releases, processes and logs), stores the archive, verifies it,
+// records it as the latest and deletes the backups beyond the schedule's
+// backups.keep.
 func (c *Converger) backup(ctx context.Context, t *target, a *app) (Backup, error) {
 	now := c.clk.Now().UTC()
 	name := now.Format("20060102T150405.000000000Z") + "-" + t.label + ".backup"
@@ -154,19 +174,21 @@ func (c *Converger) backup(ctx context.Context, t *target, a *app) (Backup, erro
 	if err != nil {
 		return Backup{}, fmt.Errorf("backup command: %w", err)
 	}
-	// Backups pass through tide: the host needs no credentials.
-	data, err := t.h.Run(ctx, "cat "+shellQuote(v.Backup), nil)
-	if err != nil {
-		return Backup{}, fmt.Errorf("reading the archive: %w", err)
-	}
 	b := Backup{
 		Key: BackupPrefix(c.s.Name, t.role, a.Name) + name, Size: size, SHA256: sum,
 		App: a.Name, Role: t.role, Label: t.label, InstanceID: t.inst.ID, Revision: a.Revision, CreatedAt: now,
 	}
-	if _, err := c.o.Store.Put(ctx, b.Key, bytes.NewReader(data), int64(len(data))); err != nil {
+	// Backups pass through tide: the host needs no credentials.
+	if err := c.upload(ctx, t, v.Backup, b); err != nil {
 		return Backup{}, err
 	}
 	if err := verify(ctx, c.o.Store, b.Key, size, sum); err != nil {
+		if p, ok := c.o.Store.(pruner); ok && errors.Is(err, ErrBackupUnverified) {
+			// Never counted among the kept backups.
+			if derr := p.Delete(ctx, b.Key); derr != nil {
+				c.log.Warn("deleting an unverified backup failed", "label", t.label, "app", a.Name, "key", b.Key, "err", derr)
+			}
+		}
 		return Backup{}, err
 	}
 	b.VerifiedAt = c.clk.Now().UTC()
@@ -180,7 +202,102 @@ func (c *Converger) backup(ctx context.Context, t *target, a *app) (Backup, erro
 	if _, err := t.h.Run(ctx, "rm -f "+shellQuote(v.Backup), nil); err != nil {
 		c.log.Warn("removing the archive from the host failed", "label", t.label, "app", a.Name, "err", err)
 	}
+	c.pruneBackups(ctx, t.role, a.Name, b.Key)
 	return b, nil
+}
+
+// upload copies the archive at path on the host into the store under
+// b.Key with memory that does not grow with its size. The archive is
+// spooled to a temporary file on this machine (in TMPDIR), hashed on the
+// way and checked against what the host computed, then put from the
+// file. A file rather than a pipe straight into Put: the S3 client can
+// then seek its body, which it needs to sign a payload sent over plain
+// HTTP and to retry a failed request without asking the host again; and
+// a transfer that went wrong is caught before anything is stored.
+func (c *Converger) upload(ctx context.Context, t *target, path string, b Backup) error {
+	s, ok := t.h.(Streamer)
+	if !ok {
+		return fmt.Errorf("reading the archive: host %s (%T) cannot stream it", t.label, t.h)
+	}
+	f, err := os.CreateTemp("", "tide-backup-*")
+	if err != nil {
+		return fmt.Errorf("spooling the archive: %w", err)
+	}
+	// Unlinked at once where the system allows it: the open file stays
+	// usable and a crash leaves nothing behind.
+	if err := os.Remove(f.Name()); err != nil {
+		defer os.Remove(f.Name())
+	}
+	defer f.Close()
+	h := sha256.New()
+	if err := s.Stream(ctx, "cat "+shellQuote(path), nil, io.MultiWriter(f, h)); err != nil {
+		return fmt.Errorf("reading the archive: %w", err)
+	}
+	n, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fmt.Errorf("spooling the archive: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); n != b.Size || got != b.SHA256 {
+		return fmt.Errorf("%w: tide received %d bytes with sha256 %s, host wrote %d bytes with sha256 %s",
+			ErrBackupUnverified, n, got, b.Size, b.SHA256)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("spooling the archive: %w", err)
+	}
+	if _, err := c.o.Store.Put(ctx, b.Key, f, n); err != nil {
+		return err
+	}
+	return nil
+}
+
+// pruneBackups deletes a role's application's oldest backups, keeping the
+// schedule's backups.keep newest (all of them when it is 0), the one just
+// made (newest) and the one latest.json names. Backup names begin with
+// the time they were made, so the newest sort last. Failures are logged:
+// the new backup is verified and recorded whatever happens here.
+func (c *Converger) pruneBackups(ctx context.Context, role, app, newest string) {
+	keep := c.s.Backups.Keep
+	if keep <= 0 {
+		return
+	}
+	p, ok := c.o.Store.(pruner)
+	if !ok {
+		c.log.Warn("backup store cannot list its objects: old backups are kept", "role", role, "app", app)
+		return
+	}
+	prefix := BackupPrefix(c.s.Name, role, app)
+	objs, err := p.List(ctx, prefix)
+	if err != nil {
+		c.log.Warn("listing backups failed: old backups are kept", "role", role, "app", app, "err", err)
+		return
+	}
+	var keys []string
+	for _, o := range objs {
+		if rest := strings.TrimPrefix(o.Key, prefix); !strings.Contains(rest, "/") && strings.HasSuffix(rest, ".backup") {
+			keys = append(keys, o.Key)
+		}
+	}
+	if len(keys) <= keep {
+		return
+	}
+	sort.Strings(keys)
+	protected := map[string]bool{newest: true}
+	latest, err := Latest(ctx, c.o.Store, c.s.Name, role, app)
+	if err != nil {
+		c.log.Warn("reading the latest backup failed: old backups are kept", "role", role, "app", app, "err", err)
+		return
+	}
+	protected[latest.Key] = true
+	for _, k := range keys[:len(keys)-keep] {
+		if protected[k] {
+			continue
+		}
+		if err := p.Delete(ctx, k); err != nil {
+			c.log.Warn("deleting an old backup failed", "role", role, "app", app, "key", k, "err", err)
+			continue
+		}
+		c.log.Info("old backup deleted", "role", role, "app", app, "key", k, "keep", keep)
+	}
 }
 
 // verify reads key back from the store and compares its size and SHA-256

@@ -42,6 +42,10 @@ func (h sshHost) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, 
 	return out, err
 }
 
+func (h sshHost) Stream(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer) error {
+	return h.c.Stream(ctx, cmd, stdin, stdout)
+}
+
 func (h sshHost) Close() error { return h.c.Close() }
 
 // target is one host a test converges.

@@ -28,6 +28,7 @@ import (
 	"github.com/tideops/tide/cloud/local"
 	"github.com/tideops/tide/cloud/static"
 	"github.com/tideops/tide/config"
+	"github.com/tideops/tide/converge"
 	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/fleet"
 	"github.com/tideops/tide/remote"
@@ -43,6 +44,7 @@ var (
 	_ deployer.Dialer    = sshDialer{}
 	_ deployer.Forgetter = sshDialer{}
 	_ deployer.Host      = sshHost{}
+	_ converge.Streamer  = sshHost{}
 )
 
 // stateDirFlag adds --state-dir: the directory tide keeps its state in
@@ -347,6 +349,12 @@ type sshHost struct{ c *remote.Client }
 func (h sshHost) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
 	out, _, err := h.c.Run(ctx, cmd, stdin)
 	return out, err
+}
+
+// Stream copies cmd's output to stdout as it comes: converge streams
+// backups through it without holding them in memory.
+func (h sshHost) Stream(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer) error {
+	return h.c.Stream(ctx, cmd, stdin, stdout)
 }
 
 func (h sshHost) Close() error { return h.c.Close() }
