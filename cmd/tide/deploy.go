@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -39,8 +38,15 @@ hosts to it rather than to the schedule file's revision, until the file
 names another revision than it did at the deploy. A deploy that stops
 records nothing: the next apply returns its hosts to the recorded revision.
 
-Backups of stateful roles go to TIDE_BACKUP_STORE (s3://bucket/prefix or a
-directory); by default, on the local and static clouds, STATE_DIR/backups.`
+Backups of stateful roles go to the schedule's backups.store
+(s3://bucket/prefix, or a directory relative to the schedule file); of each
+role's application the newest backups.keep (default 7) are kept.
+TIDE_BACKUP_STORE names the store for a schedule that names none; naming
+another store than the schedule's is an error, so that every command and
+tide serve back up to, and restore from, the same store. Without either,
+the local and static clouds keep backups in STATE_DIR/backups. Archives
+pass through this machine's TMPDIR on their way to the store: it needs
+room for the largest.`
 
 const rollbackHelp = `Returns every host of an application to the previous release: the
 revision the last tide deploy replaced, else the one before current in the
@@ -280,7 +286,11 @@ func openConverger(ctx context.Context, e *env, s *config.Schedule, stateDir, cl
 		client, err = s3.New(ctx, s3.Options{Region: s.Cloud.Region, Endpoint: endpoint, PathStyle: endpoint != ""})
 		return client, err
 	}
-	switch loc := e.Getenv("TIDE_BACKUP_STORE"); {
+	loc, err := backupStore(e, s, stateDir, cloudName)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
 	case strings.HasPrefix(loc, "s3://"):
 		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(loc, "s3://"), "/")
 		c, err := s3Client()
@@ -290,12 +300,6 @@ func openConverger(ctx context.Context, e *env, s *config.Schedule, stateDir, cl
 		o.Store = c.Store(bucket, prefix)
 	case loc != "":
 		st, err := dir.New(loc)
-		if err != nil {
-			return nil, nil, err
-		}
-		o.Store = st
-	case cloudName == "local" || cloudName == "static":
-		st, err := dir.New(filepath.Join(stateDir, "backups"))
 		if err != nil {
 			return nil, nil, err
 		}
