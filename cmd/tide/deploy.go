@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -48,11 +49,33 @@ the local and static clouds keep backups in STATE_DIR/backups. Archives
 pass through this machine's TMPDIR on their way to the store: it needs
 room for the largest.`
 
-const rollbackHelp = `Returns every host of an application to the previous release: the
-revision the last tide deploy replaced, else the one before current in the
-first host's history. Hosts switch current back and restart the
-application's processes (the release is deployed again where it is gone).
-The rolled-back revision is recorded as the deploy's is.`
+const rollbackHelp = `Returns every host of an application to an earlier release.
+
+The state directory keeps each application's history (fleets/NAME/
+revisions.json): the revisions made current by deploys, rollbacks and
+applies of an edited schedule, oldest first, each once, the newest 20. It
+is an undo stack. A rollback goes one step back from the current revision,
+the next one a step further, and at the oldest it fails. A deploy drops
+the revisions rolled back from and starts a new branch: after deploying 1,
+2 and 3, rolling back twice (to 1) and deploying 4, the history is 1, 4.
+
+--to REV goes to REV at once: a revision of the history (earlier, or one
+rolled back from) and the history stays as it is; a release no longer in
+the history but still on a host of the application is made current as a
+deploy would be (a new branch). Any other revision is refused, with the
+ones known.
+
+--list prints the history with the current revision marked, where a
+rollback would go, and each host's releases still on disk; it changes
+nothing.
+
+Hosts switch current back and restart the application's processes. Where
+keep_releases pruned the release, it is deployed again: the artifact the
+schedule names now, then the deploy command with the old revision. The
+revision rolled back to is recorded as a deploy's is: later applies and
+tide serve keep it. Without any history recorded (a fleet never deployed
+with tide deploy), the history starts from the releases on the first host
+that has any.`
 
 // deployFlags are deploy's and rollback's flags.
 type deployFlags struct {
@@ -100,6 +123,8 @@ func runDeploy(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 
 func runRollback(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	d := newDeployFlags(fs, e, false)
+	to := fs.String("to", "", "revision to return to: one of the history or a release still on the hosts (see --list)")
+	list := fs.Bool("list", false, "print the history and the releases on the hosts; roll nothing back")
 	if err := parseFlags(fs, args, rollbackHelp); err != nil {
 		return err
 	}
@@ -109,26 +134,224 @@ func runRollback(ctx context.Context, e *env, fs *flag.FlagSet, args []string) e
 	if *d.app == "" {
 		return errors.New("--app is required")
 	}
+	if *list && *to != "" {
+		return errors.New("--list and --to exclude each other")
+	}
 	s, f, closeFn, err := d.open(ctx, e, nil, e.Logger)
 	if err != nil {
 		return err
 	}
 	defer closeFn()
-	if _, ok := s.Application(*d.app); !ok {
-		return fmt.Errorf("--app: no application %q in %s", *d.app, s.File)
+	app := *d.app
+	if _, ok := s.Application(app); !ok {
+		return fmt.Errorf("--app: no application %q in %s", app, s.File)
 	}
-	revs, err := converge.LoadRevisions(converge.RevisionsPath(d.stateDirAbs, s.Name))
+	rec, err := converge.LoadRevisions(converge.RevisionsPath(d.stateDirAbs, s.Name))
 	if err != nil {
 		return err
 	}
-	target := revs.Apps[*d.app].Previous
-	if cur := d.conv.Revision(*d.app); target == "" || target == cur {
-		target, err = previousOnHosts(ctx, s, f, *d.app, cur)
-		if err != nil {
+	hist := rec.Current(s, app)
+	_, recorded := rec.Apps[app]
+	// The hosts are read once, and only when needed.
+	var hosts []hostReleases
+	read := false
+	readHosts := func() error {
+		if read {
+			return nil
+		}
+		var err error
+		hosts, err = appReleases(ctx, s, f, app, *d.concurrency)
+		read = err == nil
+		return err
+	}
+	if !recorded {
+		if err := readHosts(); err != nil {
 			return err
 		}
+		hist = seedHistory(hist, hosts)
 	}
-	return d.rollout(ctx, e, s, f, map[string]string{*d.app: target}, "rollback")
+	if *list {
+		if err := readHosts(); err != nil {
+			return err
+		}
+		return printReleases(e, *d.output, app, hist, hosts)
+	}
+	target := *to
+	if target == "" {
+		back, ok := hist.Back()
+		if !ok {
+			return fmt.Errorf("no earlier release of %s recorded: %s is the oldest of its history (tide rollback --list shows it)", app, hist.Revision)
+		}
+		target = back
+	} else if revs, _ := hist.Branch(); !slices.Contains(revs, target) {
+		if err := readHosts(); err != nil {
+			return err
+		}
+		if !onHosts(hosts, target) {
+			return fmt.Errorf("--to %s: no such release of %s, recorded or on its hosts; known: %s", target, app, strings.Join(knownRevisions(hist, hosts), " "))
+		}
+	}
+	return d.rolloutWith(ctx, e, s, f, map[string]string{app: target}, "rollback", func(rec converge.Revisions, a, rev string) converge.Deployed {
+		cur := rec.Current(s, a)
+		if _, ok := rec.Apps[a]; !ok {
+			cur = hist // the history read from the hosts
+		}
+		return cur.Rollback(rev)
+	})
+}
+
+// hostReleases is one host's releases of an application.
+type hostReleases struct {
+	Label string `json:"label"`
+	Role  string `json:"role"`
+	// Answered is false when the host could not be read.
+	Answered bool `json:"answered"`
+	// Current is the release current points to.
+	Current string `json:"current,omitempty"`
+	// Releases are the complete releases on disk, oldest deployed first.
+	Releases []string `json:"releases"`
+}
+
+// appReleases reads the releases of app on each running host of its
+// roles, in Status's order (by role, then label number).
+func appReleases(ctx context.Context, s *config.Schedule, f *deployer.Fleet, app string, concurrency int) ([]hostReleases, error) {
+	all, err := f.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	roles := s.RolesOf(app)
+	var hs []deployer.HostStatus
+	for _, h := range all {
+		if h.State == fleet.StateRunning && h.Label != "" && contains(roles, h.Role) {
+			hs = append(hs, h)
+		}
+	}
+	out := make([]hostReleases, len(hs))
+	for i, st := range inspectHosts(ctx, s, f, hs, concurrency) {
+		out[i] = hostReleases{Label: hs[i].Label, Role: hs[i].Role, Answered: st != nil, Releases: []string{}}
+		if st == nil {
+			continue
+		}
+		if as, ok := st.App(app); ok {
+			out[i].Current = as.Revision
+			out[i].Releases = append(out[i].Releases, as.Releases...)
+		}
+	}
+	return out, nil
+}
+
+// seedHistory starts a history no deploy recorded from the releases on
+// the first host that has any, oldest first, the current revision last.
+func seedHistory(d converge.Deployed, hosts []hostReleases) converge.Deployed {
+	for _, h := range hosts {
+		if len(h.Releases) == 0 {
+			continue
+		}
+		revs := slices.DeleteFunc(slices.Clone(h.Releases), func(r string) bool { return r == d.Revision })
+		if len(revs) == 0 {
+			return d
+		}
+		seed := converge.Deployed{}
+		for _, r := range revs {
+			seed = seed.Deploy(r)
+		}
+		return seed.Deploy(d.Revision)
+	}
+	return d
+}
+
+// onHosts tells whether some host holds rev complete.
+func onHosts(hosts []hostReleases, rev string) bool {
+	for _, h := range hosts {
+		if slices.Contains(h.Releases, rev) {
+			return true
+		}
+	}
+	return false
+}
+
+// knownRevisions lists the history, then the releases found only on
+// hosts, in the order met.
+func knownRevisions(d converge.Deployed, hosts []hostReleases) []string {
+	known, _ := d.Branch()
+	for _, h := range hosts {
+		for _, r := range h.Releases {
+			if !slices.Contains(known, r) {
+				known = append(known, r)
+			}
+		}
+	}
+	return known
+}
+
+// releaseRow is one revision in tide rollback --list.
+type releaseRow struct {
+	Revision string `json:"revision"`
+	// State is "earlier", "current", "rolled back from" (after current
+	// in the history) or "on hosts only".
+	State string `json:"state"`
+	// Hosts are the labels of the hosts holding the release complete.
+	Hosts []string `json:"hosts"`
+}
+
+// printReleases is tide rollback --list.
+func printReleases(e *env, output, app string, d converge.Deployed, hosts []hostReleases) error {
+	revs, cur := d.Branch()
+	back, _ := d.Back()
+	var rows []releaseRow
+	for _, r := range knownRevisions(d, hosts) {
+		row := releaseRow{Revision: r, State: "on hosts only", Hosts: []string{}}
+		switch i := slices.Index(revs, r); {
+		case i < 0:
+		case i < cur:
+			row.State = "earlier"
+		case i == cur:
+			row.State = "current"
+		default:
+			row.State = "rolled back from"
+		}
+		for _, h := range hosts {
+			if slices.Contains(h.Releases, r) {
+				row.Hosts = append(row.Hosts, h.Label)
+			}
+		}
+		rows = append(rows, row)
+	}
+	if output == "json" {
+		enc := json.NewEncoder(e.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			App      string         `json:"app"`
+			Current  string         `json:"current"`
+			Rollback string         `json:"rollback,omitempty"`
+			History  []releaseRow   `json:"history"`
+			Hosts    []hostReleases `json:"hosts"`
+		}{app, d.Revision, back, rows, hosts})
+	}
+	if back != "" {
+		fmt.Fprintf(e.Stdout, "%s: current %s, a rollback goes to %s\n\n", app, d.Revision, back)
+	} else {
+		fmt.Fprintf(e.Stdout, "%s: current %s, no earlier release recorded\n\n", app, dash(d.Revision))
+	}
+	tw := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  REVISION\tHISTORY\tON HOSTS")
+	for _, r := range rows {
+		mark := "  "
+		if r.State == "current" {
+			mark = "* "
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", mark, r.Revision, r.State, dash(strings.Join(r.Hosts, " ")))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "LABEL\tCURRENT\tRELEASES ON DISK (oldest first)")
+	for _, h := range hosts {
+		if !h.Answered {
+			fmt.Fprintf(tw, "%s\t?\t?\n", h.Label)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", h.Label, dash(h.Current), dash(strings.Join(h.Releases, " ")))
+	}
+	return tw.Flush()
 }
 
 // selectApps returns the applications a deploy covers.
@@ -167,36 +390,6 @@ func fleetHosts(ctx context.Context, f *deployer.Fleet) ([]fleet.Instance, error
 	return out, nil
 }
 
-// previousOnHosts finds the release before cur in the history of the
-// first host that has one.
-func previousOnHosts(ctx context.Context, s *config.Schedule, f *deployer.Fleet, app, cur string) (string, error) {
-	hosts, err := fleetHosts(ctx, f)
-	if err != nil {
-		return "", err
-	}
-	roles := s.RolesOf(app)
-	for _, in := range hosts {
-		if !contains(roles, in.Role) {
-			continue
-		}
-		h, err := f.Connect(ctx, in)
-		if err != nil {
-			return "", err
-		}
-		st, err := converge.Inspect(ctx, h, converge.DataPath(s, in))
-		h.Close()
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", in.Label, err)
-		}
-		if as, ok := st.App(app); ok {
-			if prev, ok := as.Previous(); ok {
-				return prev, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("no previous release of %s: none recorded and no host has one", app)
-}
-
 func contains(xs []string, x string) bool {
 	for _, y := range xs {
 		if y == x {
@@ -206,9 +399,18 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// rollout rolls revs through the fleet and records them when every host
-// took them.
+// rollout rolls revs through the fleet and records them as deployed
+// (converge.Deployed.Deploy) when every host took them.
 func (d *deployFlags) rollout(ctx context.Context, e *env, s *config.Schedule, f *deployer.Fleet, revs map[string]string, what string) error {
+	return d.rolloutWith(ctx, e, s, f, revs, what, func(rec converge.Revisions, app, rev string) converge.Deployed {
+		return rec.Current(s, app).Deploy(rev)
+	})
+}
+
+// rolloutWith rolls revs through the fleet and, when every host took
+// them, records what move returns for each application: its record once
+// rev is current, from the revisions file as read after the rollout.
+func (d *deployFlags) rolloutWith(ctx context.Context, e *env, s *config.Schedule, f *deployer.Fleet, revs map[string]string, what string, move func(rec converge.Revisions, app, rev string) converge.Deployed) error {
 	conv := d.conv
 	apps := make([]string, 0, len(revs))
 	for app, rev := range revs {
@@ -255,14 +457,12 @@ func (d *deployFlags) rollout(ctx context.Context, e *env, s *config.Schedule, f
 	if err != nil {
 		return err
 	}
-	eff := rec.Effective(s)
+	now := time.Now().UTC()
 	for _, a := range apps {
 		sa, _ := s.Application(a)
-		prev := eff[a]
-		if prev == revs[a] {
-			prev = rec.Apps[a].Previous
-		}
-		rec.Apps[a] = converge.Deployed{Revision: revs[a], Previous: prev, ScheduleRevision: sa.Revision, At: time.Now().UTC()}
+		dep := move(rec, a, revs[a])
+		dep.ScheduleRevision, dep.At = sa.Revision, now
+		rec.Apps[a] = dep
 	}
 	return rec.Save(path)
 }

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tideops/tide/converge"
+	"github.com/tideops/tide/deployer"
+)
+
+// rollbackSchedule has one application on two hosts, released from an
+// artifact directory (build/, next to the file) with the default
+// keep_releases (3).
+const rollbackSchedule = `name: %s
+cloud:
+  provider: local
+  network: %s
+  boot_delay: 100ms
+ssh:
+  port: 2222
+  deadline: 1m
+applications:
+  - name: shop
+    revision: r1
+    roles: [web]
+    artifact: {path: build}
+    processes: {default: 1}
+    commands:
+      deploy: test -f bin/app && echo "{{.Revision}}" > REVISION
+      start: while :; do sleep 1; done
+      health: test "$(cat current/REVISION)" = "{{.Revision}}"
+roles:
+  - name: web
+    instance_type: t3.medium
+    min: 2
+    max: 2
+`
+
+// TestRollbackWalksTheHistory deploys r1 to r3 and rolls back step by
+// step, deploys r4 over the rollbacks, goes --to a release only the hosts
+// still hold, and --to one keep_releases pruned, which is deployed again
+// from the artifact.
+func TestRollbackWalksTheHistory(t *testing.T) {
+	ctx := context.Background()
+	const name = "rollbacktest"
+	f := newFleetEnv(t, name, "127.0.62.0/24")
+	if err := os.WriteFile(f.file, []byte(fmt.Sprintf(rollbackSchedule, name, "127.0.62.0/24")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := filepath.Join(filepath.Dir(f.file), "build", "bin")
+	if err := os.MkdirAll(build, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(build, "app"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tide := func(args ...string) string {
+		t.Helper()
+		code, out, errs := f.run(ctx, args...)
+		if code != 0 {
+			t.Fatalf("tide %s: exit %d\n%s\n%s", strings.Join(args, " "), code, out, errs)
+		}
+		return out
+	}
+	// atRevision checks, on each host, that shop's current release is rev
+	// and its processes run.
+	atRevision := func(step, rev string) {
+		t.Helper()
+		st := f.status(ctx)
+		for _, l := range []string{"web-1", "web-2"} {
+			if g := st[l]; g.Revision != "shop="+rev || g.Processes != "shop=1" {
+				t.Errorf("%s: %s shows %q / %q, want shop=%s / shop=1", step, l, g.Revision, g.Processes, rev)
+			}
+		}
+	}
+	// history checks the recorded history and current revision.
+	history := func(step, cur string, want ...string) {
+		t.Helper()
+		rec, err := converge.LoadRevisions(converge.RevisionsPath(f.stateDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := rec.Apps["shop"]
+		if got, _ := d.Branch(); d.Revision != cur || !slices.Equal(got, want) {
+			t.Errorf("%s: recorded %q in %q, want %q in %q", step, d.Revision, got, cur, want)
+		}
+	}
+	// onDisk returns the complete releases in each host's directory, read
+	// from the file system the local cloud's hosts live in.
+	onDisk := func() map[string][]string {
+		t.Helper()
+		out := map[string][]string{}
+		for _, in := range f.live(name) {
+			dir := filepath.Join(in.Tags[deployer.TagDataPath], "apps", "shop", "releases")
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[in.Label] = []string{}
+			for _, e := range ents {
+				if _, err := os.Stat(filepath.Join(dir, e.Name(), ".tide-release")); err == nil {
+					out[in.Label] = append(out[in.Label], e.Name())
+				}
+			}
+		}
+		return out
+	}
+	wantDisk := func(step string, want ...string) {
+		t.Helper()
+		for label, got := range onDisk() {
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: %s holds releases %q, want %q", step, label, got, want)
+			}
+		}
+	}
+	failing := func(wantErr string, args ...string) {
+		t.Helper()
+		code, out, errs := f.run(ctx, args...)
+		if code != 1 || !strings.Contains(errs, wantErr) {
+			t.Errorf("tide %s: exit %d, stderr %q; want exit 1 and %q\n%s", strings.Join(args, " "), code, errs, wantErr, out)
+		}
+	}
+
+	tide("apply")
+	atRevision("after apply", "r1")
+	tide("deploy", "--app", "shop", "--revision", "r2", "--batch", "2")
+	tide("deploy", "--app", "shop", "--revision", "r3", "--batch", "2")
+	atRevision("after deploying r3", "r3")
+	history("after deploying r3", "r3", "r1", "r2", "r3")
+	wantDisk("after deploying r3", "r1", "r2", "r3")
+
+	tide("rollback", "--app", "shop", "--batch", "2")
+	atRevision("after one rollback", "r2")
+	history("after one rollback", "r2", "r1", "r2", "r3")
+	// An apply keeps the revision rolled back to.
+	tide("apply")
+	atRevision("after an apply", "r2")
+
+	tide("rollback", "--app", "shop", "--batch", "2")
+	atRevision("after two rollbacks", "r1")
+	history("after two rollbacks", "r1", "r1", "r2", "r3")
+
+	failing("no earlier release of shop recorded", "rollback", "--app", "shop")
+	atRevision("after the refused rollback", "r1")
+
+	// A deploy after rollbacks drops the revisions rolled back from;
+	// keep_releases (3) prunes r3, deployed longest ago.
+	tide("deploy", "--app", "shop", "--revision", "r4", "--batch", "2")
+	history("after deploying r4", "r4", "r1", "r4")
+	wantDisk("after deploying r4", "r1", "r2", "r4")
+
+	// r2 is in the history no more, but the hosts still hold it.
+	tide("rollback", "--app", "shop", "--to", "r2", "--batch", "2")
+	atRevision("after --to r2", "r2")
+	history("after --to r2", "r2", "r1", "r4", "r2")
+	// r3 was dropped from the history and pruned from the hosts.
+	failing("known: r1 r4 r2", "rollback", "--app", "shop", "--to", "r3")
+	failing("--to r9: no such release of shop", "rollback", "--app", "shop", "--to", "r9")
+
+	var list struct {
+		Current  string `json:"current"`
+		Rollback string `json:"rollback"`
+		History  []struct {
+			Revision, State string
+			Hosts           []string
+		} `json:"history"`
+		Hosts []hostReleases `json:"hosts"`
+	}
+	if err := json.Unmarshal([]byte(tide("rollback", "--app", "shop", "--list", "--output", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	var states []string
+	for _, h := range list.History {
+		states = append(states, h.Revision+":"+h.State+":"+strings.Join(h.Hosts, ","))
+	}
+	if want := []string{"r1:earlier:web-1,web-2", "r4:earlier:web-1,web-2", "r2:current:web-1,web-2"}; list.Current != "r2" || list.Rollback != "r4" || !slices.Equal(states, want) {
+		t.Errorf("--list: current %q rollback %q history %q, want r2, r4, %q", list.Current, list.Rollback, states, want)
+	}
+	if len(list.Hosts) != 2 || list.Hosts[0].Label != "web-1" || !list.Hosts[0].Answered || list.Hosts[0].Current != "r2" ||
+		!slices.Equal(list.Hosts[0].Releases, []string{"r1", "r4", "r2"}) {
+		t.Errorf("--list hosts: %+v", list.Hosts)
+	}
+	text := tide("rollback", "--app", "shop", "--list")
+	lines := map[string]bool{}
+	for _, l := range strings.Split(text, "\n") {
+		lines[strings.Join(strings.Fields(l), " ")] = true
+	}
+	for _, want := range []string{"shop: current r2, a rollback goes to r4", "r1 earlier web-1 web-2", "* r2 current web-1 web-2", "web-1 r2 r1 r4 r2"} {
+		if !lines[want] {
+			t.Errorf("--list prints no line %q:\n%s", want, text)
+		}
+	}
+
+	// Deploying r5 prunes r1 (deployed longest ago); going back to it
+	// deploys it again from the artifact.
+	tide("deploy", "--app", "shop", "--revision", "r5", "--batch", "2")
+	wantDisk("after deploying r5", "r2", "r4", "r5")
+	tide("rollback", "--app", "shop", "--to", "r1", "--batch", "2")
+	atRevision("after --to r1, pruned", "r1")
+	history("after --to r1", "r1", "r1", "r4", "r2", "r5")
+	for _, in := range f.live(name) {
+		rel := filepath.Join(in.Tags[deployer.TagDataPath], "apps", "shop", "releases", "r1")
+		if _, err := os.Stat(filepath.Join(rel, "bin", "app")); err != nil {
+			t.Errorf("%s: r1 deployed again without the artifact: %v", in.Label, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(rel, "REVISION")); err != nil || string(b) != "r1\n" {
+			t.Errorf("%s: r1's REVISION holds %q (%v)", in.Label, b, err)
+		}
+	}
+	// r1 is the oldest of the history again (r4, r2 and r5 were rolled
+	// back from): a plain rollback is refused.
+	failing("no earlier release of shop recorded", "rollback", "--app", "shop")
+}
