@@ -217,3 +217,66 @@ func TestRollbackWalksTheHistory(t *testing.T) {
 	// back from): a plain rollback is refused.
 	failing("no earlier release of shop recorded", "rollback", "--app", "shop")
 }
+
+// TestRollbackWithoutRecordedHistory rolls back a fleet no deploy was
+// recorded for (its schedule edited and applied): the history starts from
+// the releases on its host.
+func TestRollbackWithoutRecordedHistory(t *testing.T) {
+	ctx := context.Background()
+	const name = "rollbackseed"
+	f := newFleetEnv(t, name, "127.0.63.0/24")
+	text := strings.Replace(fmt.Sprintf(rollbackSchedule, name, "127.0.63.0/24"), "min: 2\n    max: 2", "min: 1\n    max: 1", 1)
+	build := filepath.Join(filepath.Dir(f.file), "build", "bin")
+	if err := os.MkdirAll(build, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(build, "app"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	step := func(args ...string) (int, string) {
+		t.Helper()
+		code, out, errs := f.run(ctx, args...)
+		if code != 0 && code != 1 {
+			t.Fatalf("tide %s: exit %d\n%s\n%s", strings.Join(args, " "), code, out, errs)
+		}
+		return code, errs
+	}
+	for _, rev := range []string{"r0", "r1"} {
+		if err := os.WriteFile(f.file, []byte(strings.Replace(text, "revision: r1", "revision: "+rev, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, errs := step("apply"); code != 0 {
+			t.Fatalf("apply %s: %s", rev, errs)
+		}
+	}
+	path := converge.RevisionsPath(f.stateDir, name)
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("applies recorded revisions (%v): the test needs none", err)
+	}
+	check := func(what, cur string, history ...string) {
+		t.Helper()
+		if g := f.status(ctx)["web-1"]; g.Revision != "shop="+cur {
+			t.Errorf("%s: web-1 shows %q, want shop=%s", what, g.Revision, cur)
+		}
+		rec, err := converge.LoadRevisions(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := rec.Apps["shop"]
+		if got, _ := d.Branch(); d.Revision != cur || !slices.Equal(got, history) || d.ScheduleRevision != "r1" {
+			t.Errorf("%s: recorded %+v, want %q in %q over the schedule's r1", what, d, cur, history)
+		}
+	}
+	if code, errs := step("rollback", "--app", "shop"); code != 0 {
+		t.Fatalf("rollback: %s", errs)
+	}
+	check("after the rollback", "r0", "r0", "r1")
+	if code, errs := step("rollback", "--app", "shop"); code != 1 || !strings.Contains(errs, "no earlier release of shop recorded") {
+		t.Errorf("second rollback: exit %d, %q", code, errs)
+	}
+	// --to goes forward again to the revision rolled back from.
+	if code, errs := step("rollback", "--app", "shop", "--to", "r1"); code != 0 {
+		t.Fatalf("rollback --to r1: %s", errs)
+	}
+	check("after --to r1", "r1", "r0", "r1")
+}
