@@ -188,7 +188,17 @@ func runRollback(ctx context.Context, e *env, fs *flag.FlagSet, args []string) e
 			return err
 		}
 		if !onHosts(hosts, target) {
-			return fmt.Errorf("--to %s: no such release of %s, recorded or on its hosts; known: %s", target, app, strings.Join(knownRevisions(hist, hosts), " "))
+			var silent []string
+			for _, h := range hosts {
+				if !h.Answered {
+					silent = append(silent, h.Label)
+				}
+			}
+			unread := ""
+			if len(silent) > 0 {
+				unread = " (not read: " + strings.Join(silent, " ") + ")"
+			}
+			return fmt.Errorf("--to %s: no such release of %s, recorded or on its hosts%s; known: %s", target, app, unread, strings.Join(knownRevisions(hist, hosts), " "))
 		}
 	}
 	return d.rolloutWith(ctx, e, s, f, map[string]string{app: target}, "rollback", func(rec converge.Revisions, a, rev string) converge.Deployed {
