@@ -51,11 +51,11 @@ room for the largest.`
 
 const rollbackHelp = `Returns every host of an application to an earlier release.
 
-The state directory keeps each application's history (fleets/NAME/
-revisions.json): the revisions made current by deploys, rollbacks and
-applies of an edited schedule, oldest first, each once, the newest 20. It
-is an undo stack. A rollback goes one step back from the current revision,
-the next one a step further, and at the oldest it fails. A deploy drops
+The state directory keeps each application's history in
+fleets/NAME/revisions.json: the revisions made current by deploys,
+rollbacks and applies of an edited schedule, oldest first, each once, the
+newest 20. It is an undo stack. A rollback goes one step back from the
+current revision, the next one a step further, and at the oldest it fails. A deploy drops
 the revisions rolled back from and starts a new branch: after deploying 1,
 2 and 3, rolling back twice (to 1) and deploying 4, the history is 1, 4.
 
