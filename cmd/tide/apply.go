@@ -295,15 +295,21 @@ func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	}
 	tw := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "LABEL\tROLE\tINSTANCE\tADDRESS\tZONE\tSTATE\tREVISION\tPROCESSES\tAGE")
+	tagOnly := false
 	for i, h := range hosts {
 		label := dash(h.Label)
 		if !h.Labelled && h.Label != "" {
 			label += "*"
+			tagOnly = true
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", label, dash(h.Role), h.InstanceID, dash(h.Address), dash(h.Zone), h.State, revs[i], procs[i], age(h.Age))
 	}
 	tw.Flush()
-	fmt.Fprintf(e.Stdout, "%d hosts (* label from the tag only: not yet written on the host)\n", len(hosts))
+	fmt.Fprint(e.Stdout, plural(len(hosts), "host"))
+	if tagOnly {
+		fmt.Fprint(e.Stdout, " (* label from the tag only: not yet written on the host)")
+	}
+	fmt.Fprintln(e.Stdout)
 	return nil
 }
 
@@ -424,4 +430,12 @@ func (d *display) stop() {
 		fmt.Fprintln(d.w)
 	}
 	d.tty, d.w = false, io.Discard
+}
+
+// plural returns "1 host", "2 hosts".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
