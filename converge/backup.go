@@ -368,15 +368,17 @@ func (c *Converger) restore(ctx context.Context, t *target, a *app, v Vars) erro
 		run = "tar -xzf " + shellQuote(v.Backup)
 	}
 	q := shellQuote(v.Backup)
+	// Every verb indexed: after %[2]s a bare %s would take the third
+	// argument again.
 	script := fmt.Sprintf(`set -e
-cd %s
+cd %[1]s
 mkdir -p backups
-cat > %s
+cat > %[2]s
 got=$(sha256sum %[2]s | cut -d' ' -f1)
-if [ "$got" != %s ]; then echo "restored archive has sha256 $got, want %[3]s" >&2; exit 1; fi
-%s
+if [ "$got" != %[3]s ]; then echo "restored archive has sha256 $got, want %[3]s" >&2; exit 1; fi
+%[4]s
 rm -f %[2]s
-printf '%%s\n' %s > %s
+printf '%%s\n' %[5]s > %[6]s
 `, shellQuote(v.AppDir), q, b.SHA256, run, shellQuote(b.Key), marker)
 	if _, err := t.h.Run(ctx, script, rc); err != nil {
 		return fmt.Errorf("restoring %s: %w", b.Key, err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tideops/tide/converge"
+	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/objstore"
 	"github.com/tideops/tide/objstore/dir"
 	"github.com/tideops/tide/objstore/s3/s3test"
@@ -245,5 +246,67 @@ func TestBackupRetention(t *testing.T) {
 				t.Errorf("backups left %q: the newest-named one went", left)
 			}
 		})
+	}
+}
+
+// TestRestoredHostIsBackedUpAgain follows a stateful role's data through
+// two generations of hosts: a host that restored a backup is marked
+// restored, so that converging it again leaves its newer data alone and
+// scaling it down backs that data up rather than terminating it with
+// "nothing to back up".
+func TestRestoredHostIsBackedUpAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := dir.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := newTestCloud(t)
+	c := newConverger(t, statefulSchedule, func(o *converge.Options) { o.Store = st })
+	f := newFleet(t, tc, c, deployer.Role{Name: "db"})
+	value := func(db target) string { return db.data + "/apps/kv/data/value" }
+
+	if rep := reconcile(t, f, map[string]int{"db": 1}); rep.Err() != nil {
+		t.Fatal(rep.Err())
+	}
+	db := tc.connect(t, liveHosts(t, tc)["db-1"])
+	run(t, db, "echo first > "+value(db))
+	if rep := reconcile(t, f, map[string]int{"db": 0}); rep.Err() != nil || rep.Count(deployer.ActionRemoved) != 1 {
+		t.Fatalf("first scale-down: %s: %v", rep.Summary(), rep.Err())
+	}
+	first, err := converge.Latest(ctx, st, "conv", "db", "kv")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if rep := reconcile(t, f, map[string]int{"db": 1}); rep.Err() != nil {
+		t.Fatal(rep.Err())
+	}
+	db = tc.connect(t, liveHosts(t, tc)["db-1"])
+	if got := run(t, db, "cat "+value(db)); got != "first" {
+		t.Fatalf("restored value %q, want first", got)
+	}
+	run(t, db, "echo second > "+value(db))
+	// Converging the kept host again must not restore over its data.
+	if rep := reconcile(t, f, map[string]int{"db": 1}); rep.Err() != nil || rep.Count(deployer.ActionKept) != 1 {
+		t.Fatalf("second converge: %s: %v", rep.Summary(), rep.Err())
+	}
+	if got := run(t, db, "cat "+value(db)); got != "second" {
+		t.Fatalf("after converging again the value is %q, want second: the backup was restored over newer data", got)
+	}
+	if rep := reconcile(t, f, map[string]int{"db": 0}); rep.Err() != nil || rep.Count(deployer.ActionRemoved) != 1 {
+		t.Fatalf("second scale-down: %s: %v", rep.Summary(), rep.Err())
+	}
+	second, err := converge.Latest(ctx, st, "conv", "db", "kv")
+	if err != nil || second.Key == first.Key {
+		t.Fatalf("the restored host was not backed up: latest %+v, %v (the first %s)", second, err, first.Key)
+	}
+
+	if rep := reconcile(t, f, map[string]int{"db": 1}); rep.Err() != nil {
+		t.Fatal(rep.Err())
+	}
+	db = tc.connect(t, liveHosts(t, tc)["db-1"])
+	if got := run(t, db, "cat "+value(db)); got != "second" {
+		t.Errorf("third generation's value %q, want second", got)
 	}
 }
