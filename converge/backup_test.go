@@ -89,9 +89,10 @@ func heapNow() uint64 {
 }
 
 // TestBackupStreams backs up a 64 MiB archive from a local-cloud host into
-// a directory store and into versitygw (S3), and checks tide's heap never
-// grew by anything near that: the archive goes through a spool file, not
-// memory. It also checks the store was handed a seekable file (what the S3
+// a directory store and into versitygw (S3), then restores it on a new
+// host, and checks tide's heap never grew by anything near that: the
+// archive goes through a spool file on the way out and straight from the
+// store's body into the host on the way back, never through memory. It also checks the store was handed a seekable file (what the S3
 // client needs to sign and retry) and that the spool file is gone
 // afterwards. Not parallel: the heap is measured.
 func TestBackupStreams(t *testing.T) {
@@ -152,6 +153,26 @@ func TestBackupStreams(t *testing.T) {
 			}
 			if out := run(t, db, "ls "+db.data+"/apps/kv/backups"); out != "" {
 				t.Errorf("archives left on the host: %s", out)
+			}
+
+			// A new host restores it: the store's body streams into the
+			// host's standard input, not through memory either.
+			db2 := tc.launch(t, "conv", "db-2", "t3.large")
+			runtime.GC()
+			base = heapNow()
+			stop = heapPeak()
+			err = c.Converge(ctx, db2.h, db2.inst, "db")
+			peak = stop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := run(t, db2, "cat "+db2.data+"/apps/kv/.tide-restored"); got != b.Key {
+				t.Errorf("the new host restored %q, want %s", got, b.Key)
+			}
+			grew = int64(peak) - int64(base)
+			t.Logf("restore: heap before %d MiB, peak %d MiB (grew %d MiB)", base>>20, peak>>20, grew>>20)
+			if grew > bigBackupSize/4 {
+				t.Errorf("tide's heap grew by %d MiB while restoring %d MiB: the archive was held in memory", grew>>20, bigBackupSize>>20)
 			}
 		})
 	}
