@@ -178,7 +178,7 @@ func TestBackupStreams(t *testing.T) {
 	}
 }
 
-// smallSchedule keeps 2 backups.
+// smallSchedule's backups are small; %d is backups.keep.
 const smallSchedule = `name: conv
 backups:
   keep: %d
@@ -197,15 +197,16 @@ roles:
     max: 1
 `
 
-// TestBackupRetention backs a host up several times and checks the store
-// keeps the newest backups.keep archives, the latest always among them.
+// TestBackupRetention backs a host up several times into each kind of
+// store and checks the store keeps the newest backups.keep archives, the
+// latest always among them.
 func TestBackupRetention(t *testing.T) {
 	t.Parallel()
 	tc := newTestCloud(t)
 	db := tc.launch(t, "conv", "db-1", "t3.large")
 	const prefix = "conv/db/kv/"
 	// A backup whose name sorts after any made now: retention must keep
-	// the latest even when older-looking names are newer.
+	// the latest even when an older one has a newer-looking name.
 	const future = prefix + "29991231T000000.000000000Z-db-9.backup"
 	for _, tt := range []struct {
 		name    string
@@ -218,56 +219,60 @@ func TestBackupRetention(t *testing.T) {
 		{"keep 0 keeps all", 0, 3, false, 3},
 		{"the latest is kept even when it does not sort last", 1, 2, true, 2},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			st, err := dir.New(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.seed {
-				if _, err := st.Put(ctx, future, strings.NewReader("old\n"), 4); err != nil {
+		for _, sc := range stores {
+			t.Run(sc.name+"/"+tt.name, func(t *testing.T) {
+				ctx := context.Background()
+				st, _ := sc.open(t)
+				if tt.seed {
+					if _, err := st.Put(ctx, future, strings.NewReader("old\n"), 4); err != nil {
+						t.Fatal(err)
+					}
+				}
+				c := newConverger(t, fmt.Sprintf(smallSchedule, tt.keep), func(o *converge.Options) { o.Store = st })
+				if err := c.Converge(ctx, db.h, db.inst, "db"); err != nil {
 					t.Fatal(err)
 				}
-			}
-			c := newConverger(t, fmt.Sprintf(smallSchedule, tt.keep), func(o *converge.Options) { o.Store = st })
-			if err := c.Converge(ctx, db.h, db.inst, "db"); err != nil {
-				t.Fatal(err)
-			}
-			var made []string
-			for range tt.backups {
-				if err := c.BeforeTerminate(ctx, db.h, db.inst); err != nil {
-					t.Fatal(err)
+				var made []string
+				for range tt.backups {
+					if err := c.BeforeTerminate(ctx, db.h, db.inst); err != nil {
+						t.Fatal(err)
+					}
+					b, err := converge.Latest(ctx, st, "conv", "db", "kv")
+					if err != nil {
+						t.Fatal(err)
+					}
+					made = append(made, b.Key)
 				}
-				b, err := converge.Latest(ctx, st, "conv", "db", "kv")
+				objs, err := st.(lister).List(ctx, prefix)
 				if err != nil {
 					t.Fatal(err)
 				}
-				made = append(made, b.Key)
-			}
-			objs, err := st.List(ctx, prefix)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var left []string
-			for _, o := range objs {
-				if strings.HasSuffix(o.Key, ".backup") {
-					left = append(left, o.Key)
+				var left []string
+				for _, o := range objs {
+					if strings.HasSuffix(o.Key, ".backup") {
+						left = append(left, o.Key)
+					}
 				}
-			}
-			latest := made[len(made)-1]
-			if len(left) != tt.want || !slices.Contains(left, latest) {
-				t.Errorf("backups left %q, want %d of them with the latest %s", left, tt.want, latest)
-			}
-			if tt.keep > 0 && !tt.seed {
-				if want := made[len(made)-tt.keep:]; !slices.Equal(left, want) {
-					t.Errorf("backups left %q, want the newest %q", left, want)
+				latest := made[len(made)-1]
+				if len(left) != tt.want || !slices.Contains(left, latest) {
+					t.Errorf("backups left %q, want %d of them with the latest %s", left, tt.want, latest)
 				}
-			}
-			if tt.seed && !slices.Contains(left, future) {
-				t.Errorf("backups left %q: the newest-named one went", left)
-			}
-		})
+				if tt.keep > 0 && !tt.seed {
+					if want := made[len(made)-tt.keep:]; !slices.Equal(left, want) {
+						t.Errorf("backups left %q, want the newest %q", left, want)
+					}
+				}
+				if tt.seed && !slices.Contains(left, future) {
+					t.Errorf("backups left %q: the newest-named one went", left)
+				}
+			})
+		}
 	}
+}
+
+// lister is what the test reads a store's keys with.
+type lister interface {
+	List(ctx context.Context, prefix string) ([]objstore.Info, error)
 }
 
 // TestRestoredHostIsBackedUpAgain follows a stateful role's data through
