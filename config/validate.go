@@ -225,15 +225,7 @@ func (v *validator) application(p string, a Application, roles map[string]int) {
 	if len(v.s.RolesOf(a.Name)) == 0 && a.Name != "" {
 		v.add(p+".roles", "application %q runs on no role: name a role here or list the application in a role's applications", a.Name)
 	}
-	switch art := a.Artifact; {
-	case art.Path != "" && art.S3 != "":
-		v.add(p+".artifact.s3", "set artifact.path or artifact.s3, not both")
-	case art.S3 != "":
-		u, err := url.Parse(art.S3)
-		if err != nil || u.Scheme != "s3" || u.Host == "" || strings.Trim(u.Path, "/") == "" {
-			v.add(p+".artifact.s3", "want s3://bucket/key, got %q", art.S3)
-		}
-	}
+	v.artifact(p+".artifact", a)
 	types := make([]string, 0, len(a.Processes))
 	for t := range a.Processes {
 		types = append(types, t)
@@ -252,6 +244,40 @@ func (v *validator) application(p string, a Application, roles map[string]int) {
 	}
 	if a.KeepReleases < 1 {
 		v.add(p+".keep_releases", "want 1 or more, got %d", a.KeepReleases)
+	}
+}
+
+// artifact checks an application's artifact: path or s3, each a template
+// of {{.App}} and {{.Revision}} (checked by filling it with the
+// application's revision), an s3 one rendering s3://bucket/key.
+func (v *validator) artifact(p string, a Application) {
+	art := a.Artifact
+	if art.Path != "" && art.S3 != "" {
+		v.add(p+".s3", "set artifact.path or artifact.s3, not both")
+		return
+	}
+	rev := a.Revision
+	if rev == "" {
+		rev = "1"
+	}
+	vars := ArtifactVars{App: a.Name, Revision: rev}
+	if _, err := renderArtifact("path", art.Path, vars); err != nil {
+		v.add(p+".path", "%v", err)
+	}
+	s3, err := renderArtifact("s3", art.S3, vars)
+	if err != nil {
+		v.add(p+".s3", "%v", err)
+		return
+	}
+	if s3 != "" {
+		u, err := url.Parse(s3)
+		if err != nil || u.Scheme != "s3" || u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			what := fmt.Sprintf("%q", art.S3)
+			if s3 != art.S3 {
+				what += fmt.Sprintf(" (%q for revision %s)", s3, rev)
+			}
+			v.add(p+".s3", "want s3://bucket/key, got %s", what)
+		}
 	}
 }
 
