@@ -166,6 +166,16 @@ func (c *Converger) backup(ctx context.Context, t *target, a *app) (Backup, erro
 		run = fmt.Sprintf("tar -czf %s --exclude=./releases --exclude=./current --exclude=./run --exclude=./logs --exclude=./backups --exclude=./.current.tmp .", shellQuote(v.Backup))
 	}
 	script := fmt.Sprintf("set -e\ncd %s\nmkdir -p backups\n%s\nsha256sum %s\nwc -c < %[3]s\n", shellQuote(v.AppDir), run, shellQuote(v.Backup))
+	// The archive leaves the host whatever happens: a failed backup is
+	// tried again with a new archive, and a large database's must not
+	// pile up on its disk.
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, err := t.h.Run(rctx, "rm -f "+shellQuote(v.Backup), nil); err != nil {
+			c.log.Warn("removing the archive from the host failed", "label", t.label, "app", a.Name, "err", err)
+		}
+	}()
 	out, err := t.h.Run(ctx, script, nil)
 	if err != nil {
 		return Backup{}, fmt.Errorf("backup command: %w", err)
@@ -198,9 +208,6 @@ func (c *Converger) backup(ctx context.Context, t *target, a *app) (Backup, erro
 	}
 	if _, err := c.o.Store.Put(ctx, LatestKey(c.s.Name, t.role, a.Name), bytes.NewReader(manifest), int64(len(manifest))); err != nil {
 		return Backup{}, err
-	}
-	if _, err := t.h.Run(ctx, "rm -f "+shellQuote(v.Backup), nil); err != nil {
-		c.log.Warn("removing the archive from the host failed", "label", t.label, "app", a.Name, "err", err)
 	}
 	c.pruneBackups(ctx, t.role, a.Name, b.Key)
 	return b, nil

@@ -2,6 +2,7 @@ package converge_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -334,5 +335,40 @@ func TestRestoredHostIsBackedUpAgain(t *testing.T) {
 	db = tc.connect(t, liveHosts(t, tc)["db-1"])
 	if got := run(t, db, "cat "+value(db)); got != "second" {
 		t.Errorf("third generation's value %q, want second", got)
+	}
+}
+
+// corruptDir is a directory store that flips a byte of every object put.
+type corruptDir struct{ *dir.Store }
+
+func (s corruptDir) Put(ctx context.Context, key string, r io.Reader, size int64) (objstore.Info, error) {
+	return corruptStore{s.Store}.Put(ctx, key, r, size)
+}
+
+// TestFailedBackupLeavesNothing checks what an unverified backup leaves:
+// no archive on the host (a retry makes a new one), none in the store.
+func TestFailedBackupLeavesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	inner, err := dir.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := newTestCloud(t)
+	db := tc.launch(t, "conv", "db-1", "t3.large")
+	c := newConverger(t, statefulSchedule, func(o *converge.Options) { o.Store = corruptDir{inner} })
+	if err := c.Converge(ctx, db.h, db.inst, "db"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := c.BeforeTerminate(ctx, db.h, db.inst); !errors.Is(err, converge.ErrBackupUnverified) {
+			t.Fatalf("backup into a corrupting store: %v, want ErrBackupUnverified", err)
+		}
+	}
+	if out := run(t, db, "ls "+db.data+"/apps/kv/backups"); out != "" {
+		t.Errorf("archives left on the host: %s", out)
+	}
+	if objs, err := inner.List(ctx, "conv/"); err != nil || len(objs) != 0 {
+		t.Errorf("objects left in the store: %v, %v", objs, err)
 	}
 }
