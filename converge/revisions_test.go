@@ -1,11 +1,17 @@
 package converge_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,5 +242,173 @@ func TestRevisionsFile(t *testing.T) {
 	}
 	if got := back.Apps["web"]; !reflect.DeepEqual(got, r.Apps["web"]) {
 		t.Errorf("read back %+v, want %+v", got, r.Apps["web"])
+	}
+}
+
+// TestRevisionsBuilt follows which revision's build an artifact that does
+// not name {{.Revision}} holds: the one last deployed as new.
+func TestRevisionsBuilt(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start converge.Deployed
+		steps []historyStep
+		want  string
+	}{
+		{name: "nothing recorded"},
+		{name: "deploys", steps: []historyStep{{"deploy", "v1"}, {"deploy", "v2"}, {"deploy", "v3"}}, want: "v3"},
+		{name: "rollbacks keep it", steps: []historyStep{{"deploy", "v1"}, {"deploy", "v2"}, {"deploy", "v3"}, {"rollback", "v2"}, {"rollback", "v1"}}, want: "v3"},
+		{name: "a deploy of a revision rolled back from is no new build",
+			steps: []historyStep{{"deploy", "v1"}, {"deploy", "v2"}, {"deploy", "v3"}, {"rollback", "v1"}, {"deploy", "v2"}}, want: "v3"},
+		{name: "a deploy of an earlier revision is no new build",
+			steps: []historyStep{{"deploy", "v1"}, {"deploy", "v2"}, {"deploy", "v1"}}, want: "v2"},
+		{name: "a rollback to a release only on hosts is no new build",
+			start: converge.Deployed{Revision: "v2", History: []string{"v1", "v2"}, Built: "v2"}, steps: []historyStep{{"rollback", "v0"}}, want: "v2"},
+		{name: "a file from before Built: the newest of the history",
+			start: recordAt("v1", "v1", "v2", "v3"), want: "v3"},
+		{name: "a file from before Built, rolled back to a release only on hosts",
+			start: recordAt("v1", "v1", "v2", "v3"), steps: []historyStep{{"rollback", "v0"}}, want: "v3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := applySteps(tc.start, tc.steps).ArtifactRevision(); got != tc.want {
+				t.Errorf("ArtifactRevision() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	// An applied edit of the schedule names what its artifact holds, even
+	// a revision of the history.
+	s := &config.Schedule{Applications: []config.Application{{Name: "shop", Revision: "1.0"}, {Name: "cart", Revision: "7"}}}
+	r := converge.Revisions{Apps: map[string]converge.Deployed{
+		"shop": {Revision: "1.2", History: []string{"1.0", "1.1", "1.2"}, ScheduleRevision: "0.9", Built: "1.2"},
+		"cart": {Revision: "6", History: []string{"5", "6", "8"}, ScheduleRevision: "7", Built: "8"},
+	}}
+	if got, want := r.Artifacts(s), map[string]string{"shop": "1.0", "cart": "8"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Artifacts = %v, want %v", got, want)
+	}
+}
+
+// counterApp is the application the lock tests count updates in.
+const counterApp = "counter"
+
+func increment(r *converge.Revisions) error {
+	n, _ := strconv.Atoi(r.Apps[counterApp].Revision)
+	r.Apps[counterApp] = converge.Deployed{Revision: strconv.Itoa(n + 1)}
+	return nil
+}
+
+func counted(t *testing.T, path string) int {
+	t.Helper()
+	r, err := converge.LoadRevisions(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := strconv.Atoi(r.Apps[counterApp].Revision)
+	return n
+}
+
+// TestUpdateRevisionsLosesNoUpdate races read-modify-writes of the file
+// from goroutines of this process and of a second one: every one counts.
+func TestUpdateRevisionsLosesNoUpdate(t *testing.T) {
+	ctx := context.Background()
+	path := converge.RevisionsPath(t.TempDir(), "fleet")
+	const workers, each = 4, 25
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestUpdateRevisionsWorker$")
+	cmd.Env = append(os.Environ(), "TIDE_TEST_REVISIONS="+path, "TIDE_TEST_UPDATES="+strconv.Itoa(workers*each))
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				errs <- converge.UpdateRevisions(ctx, path, increment)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the other process: %v\n%s", err, stderr.String())
+	}
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := counted(t, path), 2*workers*each; got != want {
+		t.Errorf("counted %d updates, want %d: some were lost", got, want)
+	}
+}
+
+// TestUpdateRevisionsWorker is the second process of
+// TestUpdateRevisionsLosesNoUpdate; run alone, it does nothing.
+func TestUpdateRevisionsWorker(t *testing.T) {
+	path := os.Getenv("TIDE_TEST_REVISIONS")
+	if path == "" {
+		return
+	}
+	n, _ := strconv.Atoi(os.Getenv("TIDE_TEST_UPDATES"))
+	for range n {
+		if err := converge.UpdateRevisions(context.Background(), path, increment); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestUpdateRevisionsWaitsForTheLock holds the lock in one update: another
+// waits, gives up when its context ends with an error saying who holds it,
+// and a third gets the lock once the first is done. A failing update and
+// one that changes nothing write nothing.
+func TestUpdateRevisionsWaitsForTheLock(t *testing.T) {
+	ctx := context.Background()
+	path := converge.RevisionsPath(t.TempDir(), "fleet")
+	holding, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- converge.UpdateRevisions(ctx, path, func(r *converge.Revisions) error {
+			close(holding)
+			<-release
+			return increment(r)
+		})
+	}()
+	<-holding
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	err := converge.UpdateRevisions(short, path, increment)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), fmt.Sprintf("revisions file locked by another tide command (pid %d)", os.Getpid())) {
+		t.Errorf("waiting for a held lock: %v, want a deadline error naming the holder", err)
+	}
+	third := make(chan error, 1)
+	go func() { third <- converge.UpdateRevisions(ctx, path, increment) }()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-third; err != nil {
+		t.Fatal(err)
+	}
+	if got := counted(t, path); got != 2 {
+		t.Errorf("counted %d, want 2 (the update that gave up must not count)", got)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	if err := converge.UpdateRevisions(ctx, path, func(r *converge.Revisions) error {
+		r.Apps = nil
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Errorf("failing update: %v, want its error", err)
+	}
+	if err := converge.UpdateRevisions(ctx, path, func(*converge.Revisions) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := os.Stat(path); err != nil || !os.SameFile(fi, again) || counted(t, path) != 2 {
+		t.Errorf("a failing or empty update rewrote the file (%v)", err)
 	}
 }

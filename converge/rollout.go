@@ -42,7 +42,10 @@ var ErrRolloutStopped = errors.New("rollout stopped at the first failure")
 // and by label number within a role, at most batch hosts of a role at a
 // time. It stops at the first batch with a failure: the hosts not yet
 // reached are left untouched and reported so. Hosts of roles running none
-// of apps are skipped.
+// of apps are skipped. Before it changes any host it checks that each
+// release can be made where it is missing (the artifact exists and holds
+// the revision): when not, every host is untouched and the error wraps
+// ErrRolloutRefused.
 func (c *Converger) Rollout(ctx context.Context, conn Connector, hosts []fleet.Instance, apps []string, batch int) ([]RolloutResult, error) {
 	batch = max(batch, 1)
 	byRole := map[string][]fleet.Instance{}
@@ -65,6 +68,14 @@ func (c *Converger) Rollout(ctx context.Context, conn Connector, hosts []fleet.I
 		}
 	}
 	var out []RolloutResult
+	if err := c.preflight(ctx, conn, order, apps); err != nil {
+		for _, group := range order {
+			for _, in := range group {
+				out = append(out, RolloutResult{Label: labelOf(in), Role: roleOfInstance(in), InstanceID: in.ID, Status: RolloutUntouched})
+			}
+		}
+		return out, err
+	}
 	var failed error
 	for _, group := range order {
 		if failed != nil {

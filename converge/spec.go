@@ -99,6 +99,13 @@ var funcs = template.FuncMap{
 type app struct {
 	config.Application
 	tmpl map[string]*template.Template
+	// byRevision says the artifact names {{.Revision}} (or there is
+	// none): any revision's release can be made from it.
+	byRevision bool
+	// built is the revision an artifact that does not name its revision
+	// holds ("": the schedule file's): the only one whose release may be
+	// made from it (see WithArtifactRevision).
+	built string
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
@@ -130,6 +137,10 @@ func parseApp(a config.Application) (*app, error) {
 		}
 		out.tmpl[name] = t
 	}
+	if _, err := a.Artifact.Render(config.ArtifactVars{App: a.Name, Revision: "1"}); err != nil {
+		return nil, &TemplateError{App: a.Name, Command: "artifact", Err: err}
+	}
+	out.byRevision = a.Artifact.NamesRevision()
 	return out, nil
 }
 
