@@ -26,6 +26,10 @@ type api interface {
 	HeadObject(ctx context.Context, in *s3sdk.HeadObjectInput, opts ...func(*s3sdk.Options)) (*s3sdk.HeadObjectOutput, error)
 	ListObjectsV2(ctx context.Context, in *s3sdk.ListObjectsV2Input, opts ...func(*s3sdk.Options)) (*s3sdk.ListObjectsV2Output, error)
 	DeleteObject(ctx context.Context, in *s3sdk.DeleteObjectInput, opts ...func(*s3sdk.Options)) (*s3sdk.DeleteObjectOutput, error)
+	CreateMultipartUpload(ctx context.Context, in *s3sdk.CreateMultipartUploadInput, opts ...func(*s3sdk.Options)) (*s3sdk.CreateMultipartUploadOutput, error)
+	UploadPart(ctx context.Context, in *s3sdk.UploadPartInput, opts ...func(*s3sdk.Options)) (*s3sdk.UploadPartOutput, error)
+	CompleteMultipartUpload(ctx context.Context, in *s3sdk.CompleteMultipartUploadInput, opts ...func(*s3sdk.Options)) (*s3sdk.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(ctx context.Context, in *s3sdk.AbortMultipartUploadInput, opts ...func(*s3sdk.Options)) (*s3sdk.AbortMultipartUploadOutput, error)
 }
 
 var _ api = (*s3sdk.Client)(nil)
@@ -42,16 +46,71 @@ type Options struct {
 	PathStyle   bool
 	Credentials aws.CredentialsProvider
 	HTTPClient  *http.Client
+
+	// MultipartThreshold is the size above which Put sends a body in
+	// parts (a multipart upload) rather than in one PUT, which S3 caps at
+	// 5 GiB. Default 64 MiB; at most 5 GiB.
+	MultipartThreshold int64
+	// PartSize is the size of every part but the last. Default 16 MiB, at
+	// least 5 MiB (S3's minimum); grown for a body that would otherwise
+	// need more than S3's 10,000 parts.
+	PartSize int64
+	// PartConcurrency bounds the parts of one Put in flight at once.
+	// Default 4.
+	PartConcurrency int
+}
+
+// Defaults of Options' multipart settings.
+const (
+	DefaultMultipartThreshold = 64 << 20
+	DefaultPartSize           = 16 << 20
+	DefaultPartConcurrency    = 4
+)
+
+// multipart holds a store's multipart settings, defaults applied.
+type multipart struct {
+	threshold   int64
+	partSize    int64
+	concurrency int
+}
+
+// multipartOf checks o's multipart settings against S3's limits and
+// applies the defaults.
+func multipartOf(o Options) (multipart, error) {
+	m := multipart{threshold: o.MultipartThreshold, partSize: o.PartSize, concurrency: o.PartConcurrency}
+	switch {
+	case m.threshold < 0 || m.threshold > maxPutSize:
+		return m, fmt.Errorf("s3 multipart threshold %d: want 0 (default %d) up to %d (5 GiB)", m.threshold, DefaultMultipartThreshold, int64(maxPutSize))
+	case m.partSize != 0 && (m.partSize < minPartSize || m.partSize > maxPartSize):
+		return m, fmt.Errorf("s3 part size %d: want 0 (default %d) or %d (5 MiB) up to %d (5 GiB)", m.partSize, DefaultPartSize, minPartSize, int64(maxPartSize))
+	case m.concurrency < 0:
+		return m, fmt.Errorf("s3 part concurrency %d: want 0 (default %d) or more", m.concurrency, DefaultPartConcurrency)
+	}
+	if m.threshold == 0 {
+		m.threshold = DefaultMultipartThreshold
+	}
+	if m.partSize == 0 {
+		m.partSize = DefaultPartSize
+	}
+	if m.concurrency == 0 {
+		m.concurrency = DefaultPartConcurrency
+	}
+	return m, nil
 }
 
 // Client is an S3 client: it opens stores on buckets and presigns GETs.
 type Client struct {
 	c       *s3sdk.Client
 	presign *s3sdk.PresignClient
+	mp      multipart
 }
 
 // New loads the AWS configuration and returns a client.
 func New(ctx context.Context, o Options) (*Client, error) {
+	mp, err := multipartOf(o)
+	if err != nil {
+		return nil, err
+	}
 	var load []func(*config.LoadOptions) error
 	if o.Region != "" {
 		load = append(load, config.WithRegion(o.Region))
@@ -83,13 +142,13 @@ func New(ctx context.Context, o Options) (*Client, error) {
 		so.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		so.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &Client{c: c, presign: s3sdk.NewPresignClient(c)}, nil
+	return &Client{c: c, presign: s3sdk.NewPresignClient(c), mp: mp}, nil
 }
 
 // Store returns the store on bucket whose keys are below prefix (which
 // may be empty).
 func (c *Client) Store(bucket, prefix string) *Store {
-	return &Store{api: c.c, bucket: bucket, prefix: strings.Trim(prefix, "/")}
+	return &Store{api: c.c, bucket: bucket, prefix: strings.Trim(prefix, "/"), mp: c.mp}
 }
 
 // PresignGet returns a URL that GETs bucket/key without credentials until
@@ -108,6 +167,7 @@ type Store struct {
 	api    api
 	bucket string
 	prefix string
+	mp     multipart
 }
 
 // String names the store in messages.
@@ -136,7 +196,13 @@ func (s *Store) rel(full string) string {
 }
 
 // Put writes r under key. size is the number of bytes r holds; S3 needs it
-// to stream a body it cannot seek (-1 reads r into memory first).
+// to stream a body it cannot seek (-1 reads r into memory first). A body
+// larger than the multipart threshold is sent in parts, several at once:
+// read with ReadAt from its current offset when it is an io.ReaderAt and
+// an io.Seeker (an *os.File), else read in order into at most
+// PartConcurrency buffers of PartSize. Each part carries its CRC32C,
+// which S3 checks. A failed or cancelled multipart Put aborts the upload:
+// S3 keeps neither the parts (which it would bill) nor an object.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (objstore.Info, error) {
 	full, err := s.full(key)
 	if err != nil {
@@ -148,6 +214,9 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) (o
 			return objstore.Info{}, fmt.Errorf("putting %s: %w", key, err)
 		}
 		r, size = strings.NewReader(string(b)), int64(len(b))
+	}
+	if size > s.mp.threshold {
+		return s.putMultipart(ctx, key, full, r, size)
 	}
 	_, err = s.api.PutObject(ctx, &s3sdk.PutObjectInput{
 		Bucket: aws.String(s.bucket), Key: aws.String(full),

@@ -63,15 +63,20 @@ func (s Server) Client(t testing.TB) *s3.Client {
 	return c
 }
 
-// CreateBucket makes a bucket with the SDK.
-func (s Server) CreateBucket(t testing.TB, bucket string) {
-	t.Helper()
+// SDK returns a bare SDK client for the server, for what tests check
+// behind the store's back (multipart uploads left open, buckets).
+func (s Server) SDK() *s3sdk.Client {
 	o := s.Options()
-	c := s3sdk.New(s3sdk.Options{
+	return s3sdk.New(s3sdk.Options{
 		Region: o.Region, BaseEndpoint: aws.String(o.Endpoint), UsePathStyle: true,
 		Credentials: o.Credentials, HTTPClient: o.HTTPClient,
 	})
-	if _, err := c.CreateBucket(context.Background(), &s3sdk.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+}
+
+// CreateBucket makes a bucket with the SDK.
+func (s Server) CreateBucket(t testing.TB, bucket string) {
+	t.Helper()
+	if _, err := s.SDK().CreateBucket(context.Background(), &s3sdk.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatalf("creating bucket %s on %s: %v", bucket, s.Name, err)
 	}
 }
