@@ -31,7 +31,13 @@ const applyHelp = `Converges the fleet to the plan once: launches the labels tha
 (role-1 .. role-N for the count the schedule wants now), labels them, deploys
 to them and removes extras, highest label first. A terminal shows each host's
 progress live; otherwise each step is a log line. Exits 1 with a per-host
-summary when any host failed.`
+summary when any host failed.
+
+Hosts get each application's revision recorded by tide deploy and tide
+rollback (fleets/NAME/revisions.json in the state directory), or the
+schedule file's once the file names another revision than it did then.
+When every host converged, a revision of the file that is not the
+recorded one enters the history (see tide rollback --help).`
 
 const statusHelp = `Lists the fleet's hosts: label, role, instance, address, zone, state,
 revision and processes per application (read from each running host over
@@ -124,6 +130,9 @@ func (c *fleetCmd) openSchedule(ctx context.Context, e *env, s *config.Schedule,
 		p.HostKeys = c.wrapHostKeys(p.HostKeys)
 	}
 	conv, peers, err := openConverger(ctx, e, s, stateDir, p.Name, log)
+	if err == nil {
+		conv, err = withArtifactRevisions(conv, s, stateDir)
+	}
 	if err != nil {
 		close()
 		return nil, nil, err
@@ -155,6 +164,46 @@ func (c *fleetCmd) openSchedule(ctx context.Context, e *env, s *config.Schedule,
 	}
 	peers.set(f)
 	return f, close, nil
+}
+
+// withArtifactRevisions tells conv which revision's build each
+// application's artifact holds, as the revisions file records it: an
+// artifact that does not name {{.Revision}} makes that release only.
+func withArtifactRevisions(conv *converge.Converger, s *config.Schedule, stateDir string) (*converge.Converger, error) {
+	rec, err := converge.LoadRevisions(converge.RevisionsPath(stateDir, s.Name))
+	if err != nil {
+		return nil, err
+	}
+	for app, rev := range rec.Artifacts(s) {
+		if rev == "" {
+			continue
+		}
+		if conv, err = conv.WithArtifactRevision(app, rev); err != nil {
+			return nil, err
+		}
+	}
+	return conv, nil
+}
+
+// recordApplied enters in the history each application's revision an
+// apply converged its hosts to, when it is the schedule file's and not
+// the recorded one (the file was edited): several edits applied in turn
+// are all in the history, for tide rollback.
+func recordApplied(ctx context.Context, s *config.Schedule, stateDir string, conv *converge.Converger, now time.Time) error {
+	return converge.UpdateRevisions(ctx, converge.RevisionsPath(stateDir, s.Name), func(rec *converge.Revisions) error {
+		eff := rec.Effective(s)
+		for _, a := range s.Applications {
+			rev := eff[a.Name]
+			// A deploy recorded since this apply began wins: leave it.
+			if rev == "" || rev != conv.Revision(a.Name) || rev == rec.Apps[a.Name].Revision {
+				continue
+			}
+			d := rec.Current(s, a.Name)
+			d.ScheduleRevision, d.At = a.Revision, now.UTC()
+			rec.Apps[a.Name] = d
+		}
+		return nil
+	})
 }
 
 // desiredNow is each role's count at now as the schedule alone sets it
@@ -194,6 +243,11 @@ func runApply(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	disp.stop()
 	if err != nil {
 		return err
+	}
+	if rep.Err() == nil {
+		if err := recordApplied(ctx, s, c.stateDirAbs, c.conv, time.Now()); err != nil {
+			return fmt.Errorf("apply: converged, but recording the revisions failed: %w", err)
+		}
 	}
 	return finishReport(e, *c.output, "apply", desired, rep)
 }

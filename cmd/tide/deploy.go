@@ -39,6 +39,19 @@ hosts to it rather than to the schedule file's revision, until the file
 names another revision than it did at the deploy. A deploy that stops
 records nothing: the next apply returns its hosts to the recorded revision.
 
+An application's artifact (artifact.path or artifact.s3) is a template of
+{{.App}} and {{.Revision}}. With build/shop-{{.Revision}}.tgz every
+revision's release is made from its own build, so a rollback, or a host
+launched later, gets that revision's code whatever was built since; a
+local artifact missing where a host lacks the release refuses the rollout,
+naming the application, revision and path. An artifact that does not name
+{{.Revision}} holds whatever was built last: tide takes it for the build
+of the revision last deployed as new (a --revision the history does not
+hold yet, or an edited schedule file's revision once applied), and makes
+no other revision's release from it. Rolling out any other revision is
+refused before any host changes when a host lacks its release (the hosts
+are listed), and a host launched later fails to converge to it.
+
 Backups of stateful roles go to the schedule's backups.store
 (s3://bucket/prefix, or a directory relative to the schedule file); of each
 role's application the newest backups.keep (default 7) are kept.
@@ -54,10 +67,13 @@ const rollbackHelp = `Returns every host of an application to an earlier release
 The state directory keeps each application's history in
 fleets/NAME/revisions.json: the revisions made current by deploys,
 rollbacks and applies of an edited schedule, oldest first, each once, the
-newest 20. It is an undo stack. A rollback goes one step back from the
-current revision, the next one a step further, and at the oldest it fails. A deploy drops
-the revisions rolled back from and starts a new branch: after deploying 1,
-2 and 3, rolling back twice (to 1) and deploying 4, the history is 1, 4.
+newest 20 (changed under a lock, revisions.json.lock beside it, so that
+commands and tide serve running at once lose none of each other's). It
+is an undo stack. A rollback goes one step back from the current
+revision, the next one a step further, and at the oldest it fails. A
+deploy drops the revisions rolled back from and starts a new branch:
+after deploying 1, 2 and 3, rolling back twice (to 1) and deploying 4,
+the history is 1, 4.
 
 --to REV goes to REV at once: a revision of the history (earlier, or one
 rolled back from) and the history stays as it is; a release no longer in
@@ -70,12 +86,15 @@ rollback would go, and each host's releases still on disk; it changes
 nothing.
 
 Hosts switch current back and restart the application's processes. Where
-keep_releases pruned the release, it is deployed again: the artifact the
-schedule names now, then the deploy command with the old revision. The
+keep_releases pruned the release, it is deployed again from the revision's
+own artifact, when the artifact names {{.Revision}}
+(build/shop-{{.Revision}}.tgz; see tide deploy --help). An artifact that
+does not holds another revision's build: then the rollback is refused
+before any host changes, naming the hosts that lack the release. The
 revision rolled back to is recorded as a deploy's is: later applies and
-tide serve keep it. Without any history recorded (a fleet never deployed
-with tide deploy), the history starts from the releases on the first host
-that has any.`
+tide serve keep it. Without any history recorded (a state directory older
+than the record tide apply keeps), the history starts from the releases on
+the first host that has any.`
 
 // deployFlags are deploy's and rollback's flags.
 type deployFlags struct {
@@ -420,13 +439,30 @@ func (d *deployFlags) rollout(ctx context.Context, e *env, s *config.Schedule, f
 // rolloutWith rolls revs through the fleet and, when every host took
 // them, records what move returns for each application: its record once
 // rev is current, from the revisions file as read after the rollout.
+//
+// The record's move also says which revision's build each artifact that
+// does not name {{.Revision}} holds (converge.Deployed.Built): a deploy of
+// a revision new to the history takes the artifact to be its build; a
+// rollback, or a deploy of a revision of the history, keeps the one
+// recorded, so that hosts lacking the release are refused up front
+// rather than given another revision's build under its name.
 func (d *deployFlags) rolloutWith(ctx context.Context, e *env, s *config.Schedule, f *deployer.Fleet, revs map[string]string, what string, move func(rec converge.Revisions, app, rev string) converge.Deployed) error {
+	path := converge.RevisionsPath(d.stateDirAbs, s.Name)
+	before, err := converge.LoadRevisions(path)
+	if err != nil {
+		return err
+	}
 	conv := d.conv
 	apps := make([]string, 0, len(revs))
 	for app, rev := range revs {
 		var err error
 		if conv, err = conv.WithRevision(app, rev); err != nil {
 			return err
+		}
+		if built := move(before, app, rev).ArtifactRevision(); built != "" {
+			if conv, err = conv.WithArtifactRevision(app, built); err != nil {
+				return err
+			}
 		}
 		apps = append(apps, app)
 	}
@@ -462,19 +498,18 @@ func (d *deployFlags) rolloutWith(ctx context.Context, e *env, s *config.Schedul
 		fmt.Fprintf(e.Stderr, "tide %s: %v\n", what, rerr)
 		return exitError{1}
 	}
-	path := converge.RevisionsPath(d.stateDirAbs, s.Name)
-	rec, err := converge.LoadRevisions(path)
-	if err != nil {
-		return err
-	}
+	// The hosts run the revision now: record it even if ctx was canceled
+	// meanwhile, or the next apply would take them back.
 	now := time.Now().UTC()
-	for _, a := range apps {
-		sa, _ := s.Application(a)
-		dep := move(rec, a, revs[a])
-		dep.ScheduleRevision, dep.At = sa.Revision, now
-		rec.Apps[a] = dep
-	}
-	return rec.Save(path)
+	return converge.UpdateRevisions(context.WithoutCancel(ctx), path, func(rec *converge.Revisions) error {
+		for _, a := range apps {
+			sa, _ := s.Application(a)
+			dep := move(*rec, a, revs[a])
+			dep.ScheduleRevision, dep.At = sa.Revision, now
+			rec.Apps[a] = dep
+		}
+		return nil
+	})
 }
 
 // openConverger builds the converger of a schedule: the revisions tide

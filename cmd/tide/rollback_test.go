@@ -197,30 +197,51 @@ func TestRollbackWalksTheHistory(t *testing.T) {
 		}
 	}
 
-	// Deploying r5 prunes r1 (deployed longest ago); going back to it
-	// deploys it again from the artifact.
+	// Deploying r5 prunes r1 (deployed longest ago). The artifact, build,
+	// does not name {{.Revision}}: it holds r5's build, not r1's, so the
+	// rollback to r1 is refused before any host changes.
 	tide("deploy", "--app", "shop", "--revision", "r5", "--batch", "2")
 	wantDisk("after deploying r5", "r2", "r4", "r5")
-	tide("rollback", "--app", "shop", "--to", "r1", "--batch", "2")
-	atRevision("after --to r1, pruned", "r1")
-	history("after --to r1", "r1", "r1", "r4", "r2", "r5")
+	failing(`rollout refused before any host was changed: web-1, web-2 have no release r1 of shop, and the artifact path "build" does not name {{.Revision}}: r1 cannot be rebuilt from it (it holds r5's build)`,
+		"rollback", "--app", "shop", "--to", "r1", "--batch", "2")
+	atRevision("after the refused --to r1", "r5")
+	wantDisk("after the refused --to r1", "r2", "r4", "r5")
+	history("after the refused --to r1", "r5", "r1", "r4", "r2", "r5")
+
+	// Rolled back to r2, the fleet grows: web-3 lacks r2, which build
+	// cannot make, and fails clearly rather than running r5 as r2.
+	tide("rollback", "--app", "shop", "--batch", "2")
+	atRevision("after rolling back to r2", "r2")
+	if err := os.WriteFile(f.file, []byte(strings.Replace(fmt.Sprintf(rollbackSchedule, name, "127.0.62.0/24"), "min: 2\n    max: 2", "min: 3\n    max: 3", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := f.run(ctx, "apply")
+	if want := `web-3 has no release r2 of shop, and the artifact path "build" does not name {{.Revision}}: r2 cannot be rebuilt from it (it holds r5's build)`; code != 1 || !strings.Contains(out, want) {
+		t.Errorf("apply growing the fleet: exit %d, want 1 and %q\n%s\n%s", code, want, out, errs)
+	}
 	for _, in := range f.live(name) {
-		rel := filepath.Join(in.Tags[deployer.TagDataPath], "apps", "shop", "releases", "r1")
-		if _, err := os.Stat(filepath.Join(rel, "bin", "app")); err != nil {
-			t.Errorf("%s: r1 deployed again without the artifact: %v", in.Label, err)
-		}
-		if b, err := os.ReadFile(filepath.Join(rel, "REVISION")); err != nil || string(b) != "r1\n" {
-			t.Errorf("%s: r1's REVISION holds %q (%v)", in.Label, b, err)
+		if _, err := os.Stat(filepath.Join(in.Tags[deployer.TagDataPath], "apps", "shop", "releases", "r2")); in.Label == "web-3" && !os.IsNotExist(err) {
+			t.Errorf("web-3 got a release r2 (%v)", err)
 		}
 	}
-	// r1 is the oldest of the history again (r4, r2 and r5 were rolled
-	// back from): a plain rollback is refused.
-	failing("no earlier release of shop recorded", "rollback", "--app", "shop")
+	history("after the failed apply", "r2", "r1", "r4", "r2", "r5")
+	// r5 is the build's own revision: web-3 can take it, the others hold it.
+	tide("rollback", "--app", "shop", "--to", "r5", "--batch", "3")
+	st := f.status(ctx)
+	for _, l := range []string{"web-1", "web-2", "web-3"} {
+		if g := st[l]; g.Revision != "shop=r5" {
+			t.Errorf("after --to r5: %s shows %q, want shop=r5", l, g.Revision)
+		}
+	}
+	// A rollback goes to r2 again: web-1 and web-2 hold it, web-3 not.
+	failing("rollout refused before any host was changed: web-3 has no release r2 of shop", "rollback", "--app", "shop", "--batch", "3")
+	history("after the refused rollback to r2", "r5", "r1", "r4", "r2", "r5")
 }
 
-// TestRollbackWithoutRecordedHistory rolls back a fleet no deploy was
-// recorded for (its schedule edited and applied): the history starts from
-// the releases on its host.
+// TestRollbackWithoutRecordedHistory records the revisions of a schedule
+// edited and applied twice, then rolls back with the record gone (a state
+// directory from before applies recorded): the history starts from the
+// releases on its host.
 func TestRollbackWithoutRecordedHistory(t *testing.T) {
 	ctx := context.Background()
 	const name = "rollbackseed"
@@ -250,8 +271,22 @@ func TestRollbackWithoutRecordedHistory(t *testing.T) {
 		}
 	}
 	path := converge.RevisionsPath(f.stateDir, name)
-	if _, err := os.Stat(path); !os.IsNotExist(err) {
-		t.Fatalf("applies recorded revisions (%v): the test needs none", err)
+	rec, err := converge.LoadRevisions(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := rec.Apps["shop"]; d.Revision != "r1" || !slices.Equal(d.History, []string{"r0", "r1"}) || d.ScheduleRevision != "r1" || d.Built != "r1" {
+		t.Errorf("the applies recorded %+v, want r1 current in r0, r1 over the schedule's r1, built r1", d)
+	}
+	// An apply that changes no revision records nothing more.
+	if code, errs := step("apply"); code != 0 {
+		t.Fatalf("apply again: %s", errs)
+	}
+	if again, err := converge.LoadRevisions(path); err != nil || !again.Apps["shop"].At.Equal(rec.Apps["shop"].At) {
+		t.Errorf("an apply of the same revision rewrote the record: %+v (%v)", again.Apps["shop"], err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
 	}
 	check := func(what, cur string, history ...string) {
 		t.Helper()
