@@ -215,18 +215,19 @@ func (c *Converger) backup(ctx context.Context, t *target, a *app) (Backup, erro
 
 // upload copies the archive at path on the host into the store under
 // b.Key with memory that does not grow with its size. The archive is
-// spooled to a temporary file on this machine (in TMPDIR), hashed on the
-// way and checked against what the host computed, then put from the
-// file. A file rather than a pipe straight into Put: the S3 client can
-// then seek its body, which it needs to sign a payload sent over plain
-// HTTP and to retry a failed request without asking the host again; and
-// a transfer that went wrong is caught before anything is stored.
+// spooled to a temporary file on this machine (in Options.SpoolDir, else
+// TMPDIR), hashed on the way and checked against what the host computed,
+// then put from the file. A file rather than a pipe straight into Put:
+// the S3 client can then seek its body, which it needs to sign a payload
+// sent over plain HTTP and to retry a failed request without asking the
+// host again, and read a large archive's parts in place, several at once;
+// and a transfer that went wrong is caught before anything is stored.
 func (c *Converger) upload(ctx context.Context, t *target, path string, b Backup) error {
 	s, ok := t.h.(Streamer)
 	if !ok {
 		return fmt.Errorf("reading the archive: host %s (%T) cannot stream it", t.label, t.h)
 	}
-	f, err := os.CreateTemp("", "tide-backup-*")
+	f, err := os.CreateTemp(c.o.SpoolDir, "tide-backup-*")
 	if err != nil {
 		return fmt.Errorf("spooling the archive: %w", err)
 	}

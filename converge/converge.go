@@ -47,6 +47,10 @@ type Options struct {
 	// Store keeps stateful roles' backups. Without it a stateful role's
 	// host is never terminated and new ones start without data.
 	Store Store
+	// SpoolDir is where backups' archives are spooled on their way from
+	// a host to the store; it needs room for the largest. Default TMPDIR
+	// (often a small tmpfs).
+	SpoolDir string
 	// Presigner fetches s3:// artifacts; required when any has one.
 	Presigner Presigner
 	// Peers gives .Hosts; nil leaves it empty.
