@@ -81,6 +81,7 @@ func TestArtifacts(t *testing.T) {
 		{"directory", "path: " + filepath.Join(src, "tree"), "from a directory"},
 		{"tarball", "path: " + filepath.Join(src, "release.tar.gz"), "from a tarball"},
 		{"s3", "s3: s3://artifacts/web/7.tgz", "from a tarball"},
+		{"s3 per revision", `s3: "s3://artifacts/{{.App}}/{{.Revision}}.tgz"`, "from a tarball"},
 	} {
 		for _, be := range backends {
 			t.Run(tc.name+"/"+be.name, func(t *testing.T) {
