@@ -9,6 +9,11 @@
 // address, SSH with backoff and a deadline, verify the host key, write the
 // label to <data path>/LABEL, and hand over to a Deployer hook.
 //
+// A Drainer's error keeps its host. Replace, which gives named labels new
+// hosts, is the one place where that refusal can be overridden, and only
+// when its caller says so (ReplaceOptions.DiscardData); the result then
+// records the reason and the error.
+//
 // deployer declares the small interfaces it consumes (Cloud, HostKeys,
 // Dialer, Host, Deployer, Drainer, Progress); cmd/tide adapts the cloud
 // providers and the SSH client to them. It must not import scheduler,

@@ -37,6 +37,16 @@ var (
 	// removes it, through the Drainer, so that the next reconcile launches
 	// its label on a new host.
 	ErrReplaceHost = errors.New("host must be replaced")
+	// ErrUnknownLabel says Replace was given a label no host of the
+	// fleet holds.
+	ErrUnknownLabel = errors.New("no host of the fleet has the label")
+	// ErrFixedRole says Replace was given a label of a Fixed role (static
+	// hosts): tide neither terminates nor launches them.
+	ErrFixedRole = errors.New("the role's hosts are fixed (static hosts): tide neither terminates nor launches them")
+	// ErrSkipped marks a replacement not started because an earlier one
+	// of its role failed: a role's hosts are replaced one at a time, and
+	// the first failure stops the rest.
+	ErrSkipped = errors.New("not started: an earlier replacement of its role failed")
 )
 
 // Kinds of failure reported per host (HostResult.Kind).
@@ -53,6 +63,7 @@ const (
 	KindBeforeTerminate = "before-terminate"
 	KindCanceled        = "canceled"
 	KindStopping        = "stopping"
+	KindSkipped         = "skipped"
 	KindOther           = "other"
 )
 
@@ -91,6 +102,8 @@ func Kind(err error) string {
 		return KindUnlabelled
 	case errors.Is(err, ErrStopping):
 		return KindStopping
+	case errors.Is(err, ErrSkipped):
+		return KindSkipped
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return KindCanceled
 	case errors.As(err, &se) && se.Step == StepDeploying:

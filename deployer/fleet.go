@@ -170,20 +170,24 @@ func (f *Fleet) ReconcileUntil(ctx context.Context, stopStarting <-chan struct{}
 			return Report{}, fmt.Errorf("reconciling: role %s: negative count %d", role, n)
 		}
 	}
-	return f.run(ctx, stopStarting, false, func(hosts []Observed) Plan {
-		return MakePlan(f.o.Roles, desired, hosts)
+	return f.run(ctx, stopStarting, false, "reconcile done", func(x *pass, hosts []Observed) ([]HostResult, error) {
+		return x.execute(ctx, MakePlan(f.o.Roles, desired, hosts)), nil
 	})
 }
 
 // Down removes every host of the fleet, through the Drainer, but those of
 // Fixed roles; stopped instances (a local host whose process died) too.
 func (f *Fleet) Down(ctx context.Context) (Report, error) {
-	return f.run(ctx, nil, true, func(hosts []Observed) Plan { return PlanDown(f.o.Roles, hosts) })
+	return f.run(ctx, nil, true, "reconcile done", func(x *pass, hosts []Observed) ([]HostResult, error) {
+		return x.execute(ctx, PlanDown(f.o.Roles, hosts)), nil
+	})
 }
 
-// run is a reconcile: observe, plan, act, record. dead adds the stopped
-// instances, which are no hosts, to what is planned.
-func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, dead bool, plan func([]Observed) Plan) (Report, error) {
+// run is a reconcile: observe, then act on what was observed, then record,
+// under the cache's lock. dead adds the stopped instances, which are no
+// hosts, to what act is given. An error from act ends the run before any
+// host was worked on; msg is the message of the closing log line.
+func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, dead bool, msg string, act func(*pass, []Observed) ([]HostResult, error)) (Report, error) {
 	rep := Report{Started: f.clk.Now()}
 	unlock, err := lockFile(f.o.CachePath + ".lock")
 	if err != nil {
@@ -224,9 +228,11 @@ func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, dead bool
 	hosts = append(hosts, asked...)
 	rep.Hosts = append(rep.Hosts, failed...)
 
-	p := plan(hosts)
-	f.log.Debug("plan made", "launch", len(p.Launch), "keep", len(p.Keep), "remove", len(p.Remove))
-	if done := x.execute(ctx, p); len(rep.Hosts) == 0 {
+	done, err := act(x, hosts)
+	if err != nil {
+		return rep, err
+	}
+	if len(rep.Hosts) == 0 {
 		rep.Hosts = done // no copy of a large fleet's results
 	} else {
 		rep.Hosts = append(rep.Hosts, done...)
@@ -237,7 +243,7 @@ func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, dead bool
 	if rep.Changed() {
 		level = slog.LevelInfo
 	}
-	f.log.Log(ctx, level, "reconcile done", "launched", rep.Count(ActionLaunched), "kept", rep.Count(ActionKept),
+	f.log.Log(ctx, level, msg, "launched", rep.Count(ActionLaunched), "kept", rep.Count(ActionKept),
 		"removed", rep.Count(ActionRemoved), "failed", rep.Count(ActionFailed))
 	return rep, nil
 }

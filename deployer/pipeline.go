@@ -123,6 +123,7 @@ func (p *pool) wait() []HostResult {
 // parallel; removals in parallel across roles and one at a time, highest
 // label first, within a role.
 func (x *pass) execute(ctx context.Context, p Plan) []HostResult {
+	x.f.log.Debug("plan made", "launch", len(p.Launch), "keep", len(p.Keep), "remove", len(p.Remove))
 	pl := newPool(x.f.o.Concurrency, len(p.Launch)+len(p.Keep)+len(p.Remove))
 	run := func(r HostResult, task func(*HostResult) error) {
 		pl.wg.Add(1)
@@ -172,7 +173,7 @@ func (x *pass) execute(ctx context.Context, p Plan) []HostResult {
 					pl.add(x.done(&r, err))
 					continue
 				}
-				pl.add(x.done(&r, x.remove(ctx, &r, rm.Instance)))
+				pl.add(x.done(&r, x.remove(ctx, &r, rm.Instance, removeOpts{})))
 				pl.release()
 			}
 		}()
@@ -370,7 +371,7 @@ func (x *pass) deploy(ctx context.Context, r *HostResult, h Host, inst fleet.Ins
 	if err := x.f.o.Deployer.Converge(ctx, h, inst, r.Role); err != nil {
 		err = &StepError{Step: StepDeploying, Err: fmt.Errorf("deploying to %s: %w", r.Label, err)}
 		if errors.Is(err, ErrReplaceHost) {
-			if rerr := x.remove(ctx, r, inst); rerr != nil {
+			if rerr := x.remove(ctx, r, inst, removeOpts{}); rerr != nil {
 				return errors.Join(err, fmt.Errorf("replacing %s: %w", r.Label, rerr))
 			}
 			r.Reason = ReasonReplaced
@@ -383,8 +384,22 @@ func (x *pass) deploy(ctx context.Context, r *HostResult, h Host, inst fleet.Ins
 	return nil
 }
 
+// removeOpts say what remove does when the Drainer fails; the zero value
+// keeps the host as it is.
+type removeOpts struct {
+	// discardData terminates the host all the same.
+	discardData bool
+	// resume has the Deployer converge a kept host again, over the
+	// connection the Drainer had: the Drainer may have stopped its
+	// processes before it failed.
+	resume bool
+}
+
 // remove calls the Drainer, then terminates the instance and forgets it.
-func (x *pass) remove(ctx context.Context, r *HostResult, inst fleet.Instance) error {
+// A Drainer's error prevents the termination unless o.discardData: the
+// host is then terminated all the same, r records the error (DrainErr)
+// and ReasonDataDiscarded, and a warning says so before the termination.
+func (x *pass) remove(ctx context.Context, r *HostResult, inst fleet.Instance, o removeOpts) error {
 	if d := x.f.o.Drainer; d != nil {
 		x.step(r, StepDraining)
 		var h Host
@@ -398,7 +413,14 @@ func (x *pass) remove(ctx context.Context, r *HostResult, inst fleet.Instance) e
 			}
 		}
 		if err := d.BeforeTerminate(ctx, h, inst); err != nil {
-			return &StepError{Step: StepDraining, Err: fmt.Errorf("before terminating %s: %w", r.Label, err)}
+			err = fmt.Errorf("before terminating %s: %w", r.Label, err)
+			// A cancelled removal never goes on: the operator stopped it.
+			if !o.discardData || ctx.Err() != nil {
+				return x.keep(ctx, r, h, inst, o, &StepError{Step: StepDraining, Err: err})
+			}
+			r.Reason, r.DrainErr = ReasonDataDiscarded, err
+			x.f.log.Warn("drain failed, terminating anyway: the host's data is discarded", "label", r.Label, "role", r.Role,
+				"instance_id", inst.ID, "address", inst.Address, "err", err)
 		}
 	}
 	x.step(r, StepTerminating)
@@ -415,6 +437,20 @@ func (x *pass) remove(ctx context.Context, r *HostResult, inst fleet.Instance) e
 		}
 	}
 	return nil
+}
+
+// keep returns a failed drain's error, after converging the host again
+// when o.resume asks for it and the host was reached.
+func (x *pass) keep(ctx context.Context, r *HostResult, h Host, inst fleet.Instance, o removeOpts, err error) error {
+	if !o.resume || h == nil || x.f.o.Deployer == nil || ctx.Err() != nil {
+		return err
+	}
+	x.step(r, StepDeploying)
+	if cerr := x.f.o.Deployer.Converge(ctx, h, inst, r.Role); cerr != nil {
+		return errors.Join(err, &StepError{Step: StepDeploying, Err: fmt.Errorf("converging %s again after the failed drain: %w", r.Label, cerr)})
+	}
+	x.f.log.Info("host kept and converged again after its drain failed", "label", r.Label, "instance_id", inst.ID)
+	return err
 }
 
 // askLabels reads the LABEL file of instances that have neither a label

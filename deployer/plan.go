@@ -64,8 +64,11 @@ const (
 	ReasonAdopted = "adopted"
 	// ReasonReplaced marks a failed host that was terminated because its
 	// Deployer asked for it (ErrReplaceHost): the next reconcile launches
-	// its label again.
+	// its label again. Replace's removals carry it too.
 	ReasonReplaced = "replaced"
+	// ReasonDataDiscarded marks a host Replace terminated although its
+	// Drainer failed (DiscardData): its data was not backed up.
+	ReasonDataDiscarded = "replaced-data-discarded"
 )
 
 // Plan is what a reconcile will do.

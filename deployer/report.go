@@ -73,23 +73,32 @@ type HostResult struct {
 	// Intended is what was being done when Action is failed: launched,
 	// kept or removed.
 	Intended Action `json:"intended,omitempty"`
-	// Reason says why a host was removed: above-count, duplicate, down.
+	// Reason says why a host was removed: above-count, duplicate, down,
+	// replaced, replaced-data-discarded.
 	Reason string `json:"reason,omitempty"`
 	// Err is the failure; Kind classifies it (KindCapacity, ...).
-	Err       error     `json:"-"`
-	Kind      string    `json:"error_kind,omitempty"`
+	Err  error  `json:"-"`
+	Kind string `json:"error_kind,omitempty"`
+	// DrainErr is the Drainer's failure that a removal went ahead despite
+	// (Replace with DiscardData; Reason is then ReasonDataDiscarded): what
+	// the host held that the Drainer did not save is lost.
+	DrainErr  error     `json:"-"`
 	Durations Durations `json:"durations"`
 }
 
-// MarshalJSON adds the error's text.
+// MarshalJSON adds the errors' text.
 func (r HostResult) MarshalJSON() ([]byte, error) {
 	type plain HostResult
 	out := struct {
 		plain
-		Error string `json:"error,omitempty"`
+		Error      string `json:"error,omitempty"`
+		DrainError string `json:"drain_error,omitempty"`
 	}{plain: plain(r)}
 	if r.Err != nil {
 		out.Error = r.Err.Error()
+	}
+	if r.DrainErr != nil {
+		out.DrainError = r.DrainErr.Error()
 	}
 	return json.Marshal(out)
 }
