@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -59,8 +61,9 @@ TIDE_BACKUP_STORE names the store for a schedule that names none; naming
 another store than the schedule's is an error, so that every command and
 tide serve back up to, and restore from, the same store. Without either,
 the local and static clouds keep backups in STATE_DIR/backups. Archives
-pass through this machine's TMPDIR on their way to the store: it needs
-room for the largest.`
+pass through STATE_DIR/spool (not TMPDIR, often a small tmpfs) on their
+way to the store, and those above 64 MiB go up to S3 in parts: its disk
+needs room for the largest.`
 
 const rollbackHelp = `Returns every host of an application to an earlier release.
 
@@ -549,6 +552,14 @@ func openConverger(ctx context.Context, e *env, s *config.Schedule, stateDir, cl
 			return nil, nil, err
 		}
 		o.Store = st
+	}
+	if o.Store != nil {
+		// Backups are spooled on the state directory's disk, not in
+		// TMPDIR: a database's archive does not fit in a small tmpfs.
+		o.SpoolDir = filepath.Join(stateDir, "spool")
+		if err := os.MkdirAll(o.SpoolDir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("creating the backup spool directory: %w", err)
+		}
 	}
 	for _, a := range s.Applications {
 		if a.Artifact.S3 != "" {
