@@ -491,7 +491,7 @@ func (svc *service) converge(ctx context.Context, desired map[string]int) error 
 	svc.acting.Lock()
 	defer svc.acting.Unlock()
 	svc.mu.Lock()
-	fl := svc.fleet
+	fl, fc := svc.fleet, svc.fleetCmd
 	svc.mu.Unlock()
 	if fl == nil {
 		return nil
@@ -535,10 +535,19 @@ func (svc *service) converge(ctx context.Context, desired map[string]int) error 
 			}
 		}
 	}
-	for _, r := range svc.currentSchedule().Roles {
+	s := svc.currentSchedule()
+	for _, r := range s.Roles {
 		svc.metrics.SetHosts(r.Name, ready[r.Name], pending[r.Name])
 	}
-	return rep.Err()
+	if rep.Err() != nil {
+		return rep.Err()
+	}
+	// As tide apply does: a schedule revision every host took enters the
+	// revisions history, so that rollback can return to it.
+	if err := recordApplied(actCtx, s, fc.stateDirAbs, fc.conv, now); err != nil {
+		return fmt.Errorf("converged, but recording the revisions failed: %w", err)
+	}
+	return nil
 }
 
 // watch reloads the schedule on SIGHUP and when the file changes.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tideops/tide/converge"
 	"github.com/tideops/tide/fleet"
 	"github.com/tideops/tide/scheduler"
 	"github.com/tideops/tide/server"
@@ -450,6 +451,25 @@ func TestServeDeploysARevision(t *testing.T) {
 	}
 	// The inspection cache is at most 10s old.
 	eventually(t, 30*time.Second, "both hosts on site 1.1", func() bool { return allAt("1.1", 2) })
+
+	// The schedule file names a new revision: serve reloads it, rolls it
+	// out, and records it after the deploy's in the history rollback walks.
+	next := strings.Replace(serveAppSchedule, `revision: "1.0"`, `revision: "1.2"`, 1)
+	if err := os.WriteFile(s.file+".tmp", []byte(next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(s.file+".tmp", s.file); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "both hosts on site 1.2", func() bool { return allAt("1.2", 2) })
+	eventually(t, 30*time.Second, "1.2 recorded in the history", func() bool {
+		rec, err := converge.LoadRevisions(converge.RevisionsPath(s.stateDir, "deployed"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := rec.Apps["site"]
+		return d.Revision == "1.2" && strings.Join(d.History, " ") == "1.0 1.1 1.2"
+	})
 }
 
 const slowSetupSchedule = `name: slow
