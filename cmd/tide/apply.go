@@ -44,7 +44,17 @@ revision and processes per application (read from each running host over
 SSH; "?" when it does not answer) and age.`
 
 const downHelp = `Removes every host of the fleet (static hosts excepted), highest label
-first within each role, each through the removal hook.`
+first within each role. Each host is drained first: its processes are
+stopped. On a stateful role its data is then backed up to the backup store,
+and the copy read back and verified, before the host is terminated.
+
+A host whose drain or backup fails (unreachable, no store, backup not
+verified) is kept: it is not terminated, down names it and exits 1, and
+running down again retries it once the cause is fixed. A stateful host
+that is dead for good (unreachable, its disk gone) can never be backed up:
+tide replace LABEL --discard-data --reason TEXT terminates it without a
+backup and gives its label a new host from the newest verified backup
+(see tide replace --help); down can then remove that one.`
 
 // fleetCmd is what apply, status and down share: flags, the schedule and
 // the fleet wired to its cloud and SSH.
