@@ -226,6 +226,7 @@ func (v *validator) application(p string, a Application, roles map[string]int) {
 		v.add(p+".roles", "application %q runs on no role: name a role here or list the application in a role's applications", a.Name)
 	}
 	v.artifact(p+".artifact", a)
+	v.commands(p, a)
 	types := make([]string, 0, len(a.Processes))
 	for t := range a.Processes {
 		types = append(types, t)

@@ -248,6 +248,13 @@ func TestApplicationChecks(t *testing.T) {
 			[]want{{`applications[0].processes["t3.medium"]`, 9, 18, "want 0 or more processes, got -4"}}},
 		{"zero keep_releases", base + "applications:\n  - name: dms\n    roles: [web]\n    keep_releases: 0\n",
 			[]want{{"applications[0].keep_releases", 8, 20, "want 1 or more"}}},
+		{"command templates", base + "applications:\n  - name: dms\n    roles: [web]\n    commands:\n      start: serve --db {{join (index .Hosts \"web\") \",\"}} --n {{.Processes}} {{quote .DataPath}}\n", nil},
+		{"command template naming an unknown field", base + "applications:\n  - name: dms\n    roles: [web]\n    commands:\n      deploy: echo {{.Revison}} > REVISION\n",
+			[]want{{"applications[0].commands.deploy", 9, 15, "unknown field .Revison in the template (fields: .Label"}}},
+		{"command template that does not parse", base + "applications:\n  - name: dms\n    roles: [web]\n    commands:\n      health: |\n        test -f ok\n        test {{.Revision} = 1\n",
+			[]want{{"applications[0].commands.health", 9, 15, "bad template: bad character U+007D '}' (template line 2)"}}},
+		{"command template calling an unknown function", base + "applications:\n  - name: dms\n    roles: [web]\n    commands:\n      start: run {{shellquote .Label}}\n",
+			[]want{{"applications[0].commands.start", 9, 14, `bad template: function "shellquote" not defined (template line 1)`}}},
 		{"stateful role without backup and restore", "name: t\nroles:\n  - name: db\n    max: 1\n    stateful: true\napplications:\n  - name: pg\n    roles: [db]\n    commands:\n      start: pg_ctl start\n",
 			[]want{
 				{"applications[0].commands.backup", 10, 7, `application "pg" runs on stateful role "db"`},

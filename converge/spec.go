@@ -15,28 +15,9 @@ import (
 	"github.com/tideops/tide/config"
 )
 
-// Vars are what command templates are filled with.
-type Vars struct {
-	Label    string
-	Role     string
-	App      string
-	Revision string
-	// Processes is how many processes of the application run on the host.
-	Processes int
-	// Index is the process number, 1..Processes (start and stop only).
-	Index int
-	// DataPath is the host's data directory; AppDir is DataPath/apps/App.
-	DataPath string
-	AppDir   string
-	// ReleaseDir is the directory of Revision's release.
-	ReleaseDir string
-	// Backup is the archive the backup command writes and the restore
-	// command reads (backup and restore only).
-	Backup string
-	// Hosts maps each role to its hosts' addresses, by label number: the
-	// web role learns where the database hosts are.
-	Hosts map[string][]string
-}
+// Vars are what command templates are filled with: the schedule's
+// command variables (config.CommandVars documents the fields).
+type Vars config.CommandVars
 
 // env returns the TIDE_* variables commands also see.
 func (v Vars) env() []string {
@@ -90,10 +71,7 @@ func (e *TemplateError) Error() string {
 
 func (e *TemplateError) Unwrap() error { return e.Err }
 
-var funcs = template.FuncMap{
-	"quote": shellQuote,
-	"join":  strings.Join,
-}
+var funcs = config.CommandFuncs(shellQuote)
 
 // app is an application as the converger runs it: its commands parsed.
 type app struct {
@@ -123,15 +101,8 @@ func parseApp(a config.Application) (*app, error) {
 		return nil, err
 	}
 	out := &app{Application: a, tmpl: map[string]*template.Template{}}
-	c := a.Commands
-	for name, text := range map[string]string{
-		cmdSetup: c.Setup, cmdDeploy: c.Deploy, cmdStart: c.Start, cmdStop: c.Stop,
-		cmdHealth: c.Health, cmdBackup: c.Backup, cmdRestore: c.Restore,
-	} {
-		if text == "" {
-			continue
-		}
-		t, err := template.New(a.Name + "." + name).Funcs(funcs).Option("missingkey=error").Parse(text)
+	for name, text := range a.Commands.ByName() {
+		t, err := config.ParseCommand(a.Name+"."+name, text, funcs)
 		if err != nil {
 			return nil, &TemplateError{App: a.Name, Command: name, Err: err}
 		}
