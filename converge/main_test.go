@@ -1,18 +1,12 @@
 package converge_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/ed25519"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +16,7 @@ import (
 	"github.com/tideops/tide/config"
 	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/internal/localtest"
 	"github.com/tideops/tide/internal/sshdtest"
 	"github.com/tideops/tide/remote"
 )
@@ -65,80 +60,18 @@ var backends = []struct {
 	{"openssh", startOpenSSH},
 }
 
-var netSeq atomic.Int32
-
-func clientKey(t testing.TB) ssh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// testCloud is a local cloud on a state directory and network of its own;
-// its cleanup terminates every instance and checks no process is left.
+// testCloud is a local cloud of the test's own (its cleanup terminates
+// every instance and checks no process is left), as converge's tests
+// reach it.
 type testCloud struct {
-	*local.Provider
-	signer ssh.Signer
+	*localtest.Cloud
 	dialer *remote.Dialer
 }
 
 func newTestCloud(t testing.TB) *testCloud {
 	t.Helper()
-	signer := clientKey(t)
-	n := netSeq.Add(1)
-	p, err := local.New(local.Options{
-		StateDir:       t.TempDir(),
-		Network:        fmt.Sprintf("127.81.%d.0/24", n),
-		Port:           2222,
-		Executable:     []string{os.Args[0]},
-		AuthorizedKeys: []ssh.PublicKey{signer.PublicKey()},
-		StopGrace:      3 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := remote.NewDialer(remote.Config{
-		User: "tide", Signers: []ssh.Signer{signer},
-		KnownHostsFile: filepath.Join(t.TempDir(), "known_hosts"),
-		Port:           2222, Timeout: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc := &testCloud{Provider: p, signer: signer, dialer: d}
-	t.Cleanup(func() { tc.terminateAll(t) })
-	return tc
-}
-
-func (tc *testCloud) terminateAll(t testing.TB) {
-	ctx := context.Background()
-	insts, err := tc.List(ctx, "")
-	if err != nil {
-		t.Errorf("cleanup: listing: %v", err)
-		return
-	}
-	for _, in := range insts {
-		if err := tc.Terminate(ctx, in.ID); err != nil {
-			t.Errorf("cleanup: terminating %s: %v", in.ID, err)
-		}
-	}
-	// SIGKILL takes effect a moment after Terminate returns.
-	deadline := time.Now().Add(5 * time.Second)
-	for _, in := range insts {
-		for pids := processesWith("TIDE_HOST_ID=" + in.ID); len(pids) > 0; pids = processesWith("TIDE_HOST_ID=" + in.ID) {
-			if time.Now().After(deadline) {
-				t.Errorf("cleanup: processes of %s left: %v", in.ID, pids)
-				break
-			}
-			<-time.After(10 * time.Millisecond)
-		}
-	}
+	c := localtest.New(t, localtest.Options{Subnet: "127.81"})
+	return &testCloud{Cloud: c, dialer: c.Dialer}
 }
 
 // Dial connects to a local host, as the deployer's dialer does.
@@ -153,32 +86,9 @@ func (tc *testCloud) Dial(ctx context.Context, inst fleet.Instance, expected []s
 // launch starts a host for label and waits until it answers SSH.
 func (tc *testCloud) launch(t testing.TB, fleetName, label, typ string) target {
 	t.Helper()
-	ctx := context.Background()
 	role, _, _ := fleet.ParseLabel(label)
-	in, err := tc.Launch(ctx, fleet.LaunchSpec{ClientToken: fleetName + label + t.Name(), Fleet: fleetName, Role: role, Label: label, Type: typ})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for in.State != fleet.StateRunning {
-		if time.Now().After(deadline) {
-			t.Fatalf("local host %s is still %s", in.ID, in.State)
-		}
-		<-time.After(20 * time.Millisecond)
-		if in, err = tc.Instance(ctx, in.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fps, err := tc.HostKeyFingerprints(ctx, in.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := tc.dialer.DialRetry(ctx, in.Address, fps, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return target{h: sshHost{c}, inst: in, data: in.Tags[deployer.TagDataPath]}
+	in := tc.LaunchRunning(t, fleet.LaunchSpec{ClientToken: fleetName + label + t.Name(), Fleet: fleetName, Role: role, Label: label, Type: typ})
+	return target{h: sshHost{tc.Connect(t, in)}, inst: in, data: in.Tags[deployer.TagDataPath]}
 }
 
 func startLocal(t *testing.T, label, typ string) target {
@@ -190,11 +100,11 @@ func startLocal(t *testing.T, label, typ string) target {
 // processes the test started there.
 func startOpenSSH(t *testing.T, label, typ string) target {
 	t.Helper()
-	client := clientKey(t)
+	client, _ := localtest.ClientKey(t)
 	s := sshdtest.New(t, sshdtest.Options{Client: client.PublicKey(), Subnet: "127.82"})
 	data := filepath.Join(s.Scratch, "mnt")
 	// Registered before sshd starts, so that it runs after sshd is killed.
-	t.Cleanup(func() { killProcessesWith(t, "TIDE_DATA="+data) })
+	t.Cleanup(func() { localtest.KillProcessesWith(t, "TIDE_DATA="+data) })
 	s.Start(t)
 	d, err := remote.NewDialer(remote.Config{
 		User: s.User, Signers: []ssh.Signer{client},
@@ -214,52 +124,6 @@ func startOpenSSH(t *testing.T, label, typ string) target {
 	inst := fleet.Instance{ID: "sshd-" + label, Label: label, Role: role, Type: typ, Address: host, State: fleet.StateRunning,
 		Tags: map[string]string{deployer.TagDataPath: data}}
 	return target{h: sshHost{c}, inst: inst, data: data}
-}
-
-// processesWith returns the live processes whose environment holds kv.
-func processesWith(kv string) []int {
-	marker := []byte(kv)
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil {
-			continue
-		}
-		for _, x := range bytes.Split(env, []byte{0}) {
-			if bytes.Equal(x, marker) {
-				pids = append(pids, pid)
-				break
-			}
-		}
-	}
-	return pids
-}
-
-// killProcessesWith kills what a test left running and waits for it.
-func killProcessesWith(t testing.TB, kv string) {
-	for _, pid := range processesWith(kv) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(processesWith(kv)) > 0 {
-		if time.Now().After(deadline) {
-			t.Errorf("cleanup: processes with %s left: %v", kv, processesWith(kv))
-			return
-		}
-		<-time.After(10 * time.Millisecond)
-	}
 }
 
 // schedule parses a schedule file written for a test.

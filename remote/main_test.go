@@ -2,8 +2,6 @@ package remote_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/tideops/tide/cloud/local"
 	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/internal/localtest"
 	"github.com/tideops/tide/internal/sshdtest"
 	"github.com/tideops/tide/remote"
 )
@@ -50,20 +49,9 @@ var backends = []backend{
 	{"openssh", startOpenSSH},
 }
 
-// netSeq gives each server its own loopback network, so that tests can run
-// in parallel (with each other and with other packages' tests).
-var netSeq atomic.Int32
-
 func clientKey(t *testing.T) ssh.Signer {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, priv := localtest.ClientKey(t)
 	signerKeys.Store(string(s.PublicKey().Marshal()), priv)
 	return s
 }
@@ -75,48 +63,18 @@ var signerKeys sync.Map
 // startLocal launches one local-cloud host and waits until it runs.
 func startLocal(t *testing.T) server {
 	t.Helper()
-	signer := clientKey(t)
-	n := netSeq.Add(1)
-	p, err := local.New(local.Options{
-		StateDir:       t.TempDir(),
-		Network:        fmt.Sprintf("127.78.%d.0/24", n),
-		Port:           2222,
-		Executable:     []string{os.Args[0]},
-		AuthorizedKeys: []ssh.PublicKey{signer.PublicKey()},
-		StopGrace:      3 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	in, err := p.Launch(ctx, fleet.LaunchSpec{ClientToken: t.Name(), Fleet: "test", Role: "web", Label: "web-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Terminate(context.Background(), in.ID); err != nil {
-			t.Errorf("terminating local host: %v", err)
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for in.State != fleet.StateRunning {
-		if time.Now().After(deadline) {
-			t.Fatalf("local host %s is still %s", in.ID, in.State)
-		}
-		<-time.After(20 * time.Millisecond)
-		if in, err = p.Instance(ctx, in.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fps, err := p.HostKeyFingerprints(ctx, in.ID)
+	c := localtest.New(t, localtest.Options{Subnet: "127.78"})
+	signerKeys.Store(string(c.Signer.PublicKey().Marshal()), c.Key)
+	in := c.LaunchRunning(t, fleet.LaunchSpec{ClientToken: t.Name(), Fleet: "test", Role: "web", Label: "web-1"})
+	fps, err := c.HostKeyFingerprints(context.Background(), in.ID)
 	if err != nil || len(fps) != 1 {
 		t.Fatalf("fingerprints: %v, %v", fps, err)
 	}
 	return server{
-		addr:        net.JoinHostPort(in.Address, strconv.Itoa(p.Port())),
+		addr:        net.JoinHostPort(in.Address, strconv.Itoa(c.Port())),
 		fingerprint: fps[0],
 		user:        "tide",
-		signer:      signer,
+		signer:      c.Signer,
 		scratch:     in.Tags[local.TagDataPath],
 	}
 }

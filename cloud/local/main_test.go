@@ -1,13 +1,10 @@
 package local_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 
 	"github.com/tideops/tide/cloud/local"
 	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/internal/localtest"
 	"github.com/tideops/tide/remote"
 )
 
@@ -60,43 +58,22 @@ func launchAndExit(stateDir string) int {
 }
 
 // testCloud is a provider on a state directory and network of its own,
-// with a client key the hosts accept.
+// with a client key the hosts accept. Its cleanup terminates every
+// instance on the state directory and checks that no host process is
+// left.
 type testCloud struct {
-	*local.Provider
+	*localtest.Cloud
 	stateDir string
 	signer   ssh.Signer
 	opts     local.Options
 }
 
-// newTestCloud starts nothing; its cleanup terminates every instance on the
-// state directory and checks that no host process is left. Each test passes
-// its own network so tests running at once do not share addresses.
+// newTestCloud starts nothing. Each test passes its own network so tests
+// running at once do not share addresses.
 func newTestCloud(t *testing.T, network string, bootDelay time.Duration) *testCloud {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := local.Options{
-		StateDir:       t.TempDir(),
-		Network:        network,
-		Port:           2222,
-		BootDelay:      bootDelay,
-		Executable:     []string{os.Args[0]},
-		AuthorizedKeys: []ssh.PublicKey{signer.PublicKey()},
-		StopGrace:      3 * time.Second,
-	}
-	p, err := local.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc := &testCloud{Provider: p, stateDir: opts.StateDir, signer: signer, opts: opts}
-	t.Cleanup(func() { tc.terminateAll(t) })
-	return tc
+	c := localtest.New(t, localtest.Options{Network: network, BootDelay: bootDelay})
+	return &testCloud{Cloud: c, stateDir: c.Options.StateDir, signer: c.Signer, opts: c.Options}
 }
 
 // reopen returns a new Provider on the same state directory, as another
@@ -110,78 +87,15 @@ func (tc *testCloud) reopen(t *testing.T) *local.Provider {
 	return p
 }
 
-// terminateAll terminates every instance of the state directory, then
-// checks that none of their processes is left.
-func (tc *testCloud) terminateAll(t *testing.T) {
-	ctx := context.Background()
-	insts, err := tc.List(ctx, "")
-	if err != nil {
-		t.Errorf("cleanup: listing: %v", err)
-		return
-	}
-	for _, in := range insts {
-		if err := tc.Terminate(ctx, in.ID); err != nil {
-			t.Errorf("cleanup: terminating %s: %v", in.ID, err)
-		}
-	}
-	for _, in := range insts {
-		if pids := hostProcesses(in.ID); len(pids) > 0 {
-			t.Errorf("cleanup: processes of %s left: %v", in.ID, pids)
-		}
-	}
-}
-
 // hostProcesses returns the pids of live processes carrying host id's
 // mark in their environment.
-func hostProcesses(id string) []int {
-	marker := []byte("TIDE_HOST_ID=" + id)
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil {
-			continue
-		}
-		for _, kv := range bytes.Split(env, []byte{0}) {
-			if bytes.Equal(kv, marker) {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
-}
+func hostProcesses(id string) []int { return localtest.ProcessesWith("TIDE_HOST_ID=" + id) }
 
 // waitState polls until the instance is in state want, or fails the test
 // after d.
 func waitState(t *testing.T, p *local.Provider, id string, want fleet.State, d time.Duration) fleet.Instance {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		in, err := p.Instance(context.Background(), id)
-		if err != nil {
-			t.Fatalf("instance %s: %v", id, err)
-		}
-		if in.State == want {
-			return in
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("instance %s is %s, not %s, after %s", id, in.State, want, d)
-		}
-		<-tick.C
-	}
+	return localtest.WaitState(t, p, id, want, d)
 }
 
 // dialer returns an SSH dialer with the cloud's client key and a

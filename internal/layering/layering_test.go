@@ -13,25 +13,26 @@ const module = "github.com/tideops/tide"
 // forbidden lists, for a package prefix (relative to the module), the
 // internal package prefixes it must not import, directly or not.
 var forbidden = map[string][]string{
-	"fleet":             {""}, // a leaf: nothing from tide at all
-	"clock":             {""},
-	"policies":          {"config", "scheduler", "predictor", "deployer", "cloud", "remote", "server", "state", "simulate", "loadsource"},
-	"predictor":         {"config", "scheduler", "policies", "deployer", "cloud", "remote", "server", "state", "simulate", "loadsource"},
-	"config":            {"scheduler", "predictor", "deployer", "cloud", "remote", "server", "state", "simulate"},
-	"scheduler":         {"deployer", "cloud", "remote", "server", "simulate", "loadsource"},
-	"deployer":          {"scheduler", "cloud", "remote", "server", "simulate", "predictor", "policies"},
-	"cloud":             {"deployer", "scheduler", "config", "server", "predictor", "policies", "simulate"},
-	"remote":            {"deployer", "scheduler", "config", "cloud", "server", "predictor", "policies"},
-	"simulate":          {"deployer", "cloud", "remote", "server"},
-	"converge":          {"scheduler", "cloud", "remote", "server", "state", "predictor", "simulate", "loadsource"},
-	"objstore":          {"config", "scheduler", "deployer", "cloud", "remote", "server", "state", "converge"},
-	"state":             {"deployer", "cloud", "remote", "server", "converge", "loadsource"},
-	"server":            {"deployer", "cloud", "remote", "state", "converge", "loadsource"},
-	"metrics":           {"cloud", "remote", "server", "state", "converge"},
-	"loadsource":        {"deployer", "cloud", "remote", "server", "state", "converge"},
-	"trace":             {""},
-	"internal/cdp":      {""},
-	"internal/sshdtest": {""},
+	"fleet":              {""}, // a leaf: nothing from tide at all
+	"clock":              {""},
+	"policies":           {"config", "scheduler", "predictor", "deployer", "cloud", "remote", "server", "state", "simulate", "loadsource"},
+	"predictor":          {"config", "scheduler", "policies", "deployer", "cloud", "remote", "server", "state", "simulate", "loadsource"},
+	"config":             {"scheduler", "predictor", "deployer", "cloud", "remote", "server", "state", "simulate"},
+	"scheduler":          {"deployer", "cloud", "remote", "server", "simulate", "loadsource"},
+	"deployer":           {"scheduler", "cloud", "remote", "server", "simulate", "predictor", "policies"},
+	"cloud":              {"deployer", "scheduler", "config", "server", "predictor", "policies", "simulate"},
+	"remote":             {"deployer", "scheduler", "config", "cloud", "server", "predictor", "policies"},
+	"simulate":           {"deployer", "cloud", "remote", "server"},
+	"converge":           {"scheduler", "cloud", "remote", "server", "state", "predictor", "simulate", "loadsource"},
+	"objstore":           {"config", "scheduler", "deployer", "cloud", "remote", "server", "state", "converge"},
+	"state":              {"deployer", "cloud", "remote", "server", "converge", "loadsource"},
+	"server":             {"deployer", "cloud", "remote", "state", "converge", "loadsource"},
+	"metrics":            {"cloud", "remote", "server", "state", "converge"},
+	"loadsource":         {"deployer", "cloud", "remote", "server", "state", "converge"},
+	"trace":              {""},
+	"internal/cdp":       {""},
+	"internal/sshdtest":  {""},
+	"internal/localtest": {"deployer", "scheduler", "config", "server", "state", "converge", "predictor", "policies", "simulate", "loadsource"},
 }
 
 type pkg struct {
