@@ -1,8 +1,9 @@
 // Package state keeps what tide must remember across restarts in one
 // embedded bbolt database in the service's data directory: operator
 // overrides, the decision history, the load history the predictor is
-// rebuilt from, launch-to-ready durations, the operations in flight, the
-// label cache and each role's last desired count.
+// rebuilt from, launch-to-ready durations and each role's last desired
+// count. (Launches resume after a crash through the deployer's label
+// cache and per-label client tokens, not through this store.)
 //
 // Every mutation is one bbolt read-write transaction, so it is either on
 // disk whole or not at all, including the pruning that bounds each history.

@@ -10,8 +10,8 @@ import (
 )
 
 // Example shows what the service does with the store when it starts again
-// after a crash: restore each role's count, feed the predictor its
-// history, and resume the launch that was in flight with its client token.
+// after a crash: restore each role's count and feed the predictor its
+// history.
 func Example() {
 	dir, _ := os.MkdirTemp("", "tide-state")
 	defer os.RemoveAll(dir)
@@ -21,8 +21,6 @@ func Example() {
 	s, _ := state.Open(dir, state.Options{})
 	s.PutDesired("web", 4, now)
 	s.AppendSamples("web", []scheduler.Sample{{At: now, Value: 150}})
-	s.BeginOperation(state.Operation{ID: "launch-web-4", Kind: state.OpLaunch, Role: "web", Label: "web-4",
-		ClientToken: "tok-web-4", StartedAt: now}) // before calling the cloud
 	s.Close()
 
 	// After the restart.
@@ -39,13 +37,7 @@ func Example() {
 	for _, smp := range history {
 		role.Observe(smp)
 	}
-	ops, _ := s.InFlight()
-	for _, op := range ops {
-		fmt.Printf("resume %s of %s with token %s\n", op.Kind, op.Label, op.ClientToken)
-		s.EndOperation(op.ID, "ok", now.Add(time.Minute))
-	}
 	fmt.Println("web restored at", role.Desired(), "hosts")
 	// Output:
-	// resume launch of web-4 with token tok-web-4
 	// web restored at 4 hosts
 }

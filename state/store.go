@@ -25,8 +25,6 @@ var (
 	ErrLocked = errors.New("state database is in use by another process")
 	// ErrNotFound says a keyed entry (an operation) does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrExists says a keyed entry (an operation) already exists.
-	ErrExists = errors.New("already exists")
 )
 
 // Options tune a Store. The zero value gives the defaults.
@@ -51,9 +49,6 @@ type Options struct {
 	// LeadTimeMinSamples is how many durations LeadTime needs before it
 	// trusts them over its fallback. Default 5.
 	LeadTimeMinSamples int
-	// FinishedOperations bounds the ended operations kept for inspection.
-	// Default 1000.
-	FinishedOperations int
 	// NoSync skips fsync on commit. Only for tests and benchmarks: a crash
 	// can then lose committed data.
 	NoSync bool
@@ -81,9 +76,6 @@ func (o *Options) defaults() {
 	if o.LeadTimeMinSamples <= 0 {
 		o.LeadTimeMinSamples = 5
 	}
-	if o.FinishedOperations <= 0 {
-		o.FinishedOperations = 1000
-	}
 }
 
 // Bucket names. Histories keep one nested bucket per role (and kind), so
@@ -94,9 +86,6 @@ var (
 	bucketDecisionCounts = []byte("decision_counts") // role -> uint64
 	bucketSamples        = []byte("samples")         // role/ -> time -> float64 bits
 	bucketDurations      = []byte("durations")       // role/kind/ -> time+seq -> int64 nanos
-	bucketOperations     = []byte("operations")      // id -> JSON Operation
-	bucketFinished       = []byte("operations_done") // time+seq -> JSON Operation
-	bucketLabels         = []byte("labels")          // instance id -> JSON LabelEntry
 	bucketDesired        = []byte("desired")         // role -> JSON DesiredEntry
 	bucketMeta           = []byte("meta")            // "schema" -> version
 )
@@ -138,7 +127,7 @@ func Open(dir string, o Options) (*Store, error) {
 func (s *Store) init() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketOverrides, bucketDecisions, bucketDecisionCounts, bucketSamples,
-			bucketDurations, bucketOperations, bucketFinished, bucketLabels, bucketDesired, bucketMeta} {
+			bucketDurations, bucketDesired, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("creating bucket %s: %w", name, err)
 			}

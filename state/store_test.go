@@ -320,92 +320,8 @@ func TestQuantile(t *testing.T) {
 	}
 }
 
-func launchOp(id string, at time.Time) Operation {
-	return Operation{ID: id, Kind: OpLaunch, Role: "web", Label: "web-3", ClientToken: "tok-" + id, StartedAt: at}
-}
-
-func TestOperations(t *testing.T) {
-	s := openTest(t, Options{FinishedOperations: 2})
-	if err := s.BeginOperation(launchOp("b", t0.Add(time.Second))); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.BeginOperation(launchOp("a", t0)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.BeginOperation(launchOp("a", t0)); !errors.Is(err, ErrExists) {
-		t.Fatalf("second begin of a: %v, want ErrExists", err)
-	}
-	op := launchOp("a", t0)
-	op.InstanceID = "i-1"
-	if err := s.UpdateOperation(op); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.UpdateOperation(launchOp("zz", t0)); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("update of unknown: %v, want ErrNotFound", err)
-	}
-	ops, err := s.InFlight()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ops) != 2 || ops[0].ID != "a" || ops[0].InstanceID != "i-1" || ops[0].ClientToken != "tok-a" || ops[1].ID != "b" {
-		t.Fatalf("in flight: %+v", ops)
-	}
-	if err := s.EndOperation("a", "ok", t0.Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.EndOperation("a", "ok", t0.Add(time.Minute)); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("second end: %v, want ErrNotFound", err)
-	}
-	ops, _ = s.InFlight()
-	if len(ops) != 1 || ops[0].ID != "b" {
-		t.Fatalf("in flight after end: %+v", ops)
-	}
-	for _, id := range []string{"c", "d"} {
-		if err := s.BeginOperation(Operation{ID: id, Kind: OpTerminate, Role: "web", InstanceID: "i-" + id, StartedAt: t0}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.EndOperation(id, "failed: boom", t0.Add(2*time.Minute)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	done, err := s.Finished(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(done) != 2 || done[0].ID != "d" || done[1].ID != "c" || done[0].Result != "failed: boom" || !done[0].EndedAt.Equal(t0.Add(2*time.Minute)) {
-		t.Fatalf("finished (bounded to 2, newest first): %+v", done)
-	}
-	for name, op := range map[string]Operation{
-		"no id":        {Kind: OpLaunch, Role: "web", ClientToken: "x", StartedAt: t0},
-		"bad kind":     {ID: "x", Kind: "reboot", Role: "web", StartedAt: t0},
-		"no role":      {ID: "x", Kind: OpDeploy, StartedAt: t0},
-		"launch token": {ID: "x", Kind: OpLaunch, Role: "web", StartedAt: t0},
-		"no start":     {ID: "x", Kind: OpDeploy, Role: "web"},
-	} {
-		if err := s.BeginOperation(op); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-}
-
-func TestLabelsAndDesired(t *testing.T) {
+func TestDesired(t *testing.T) {
 	s := openTest(t, Options{})
-	must(t, s.PutLabel("i-1", "127.0.1.1", "web-1"))
-	must(t, s.PutLabel("i-2", "127.0.1.2", "web-2"))
-	must(t, s.PutLabel("i-2", "127.0.1.9", "web-2"))
-	must(t, s.DeleteLabel("i-1"))
-	must(t, s.DeleteLabel("i-404"))
-	labels, err := s.Labels()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := map[string]LabelEntry{"i-2": {ID: "i-2", Address: "127.0.1.9", Label: "web-2"}}; !reflect.DeepEqual(labels, want) {
-		t.Fatalf("labels %+v, want %+v", labels, want)
-	}
-	if err := s.PutLabel("i-3", "", ""); err == nil {
-		t.Fatal("empty label accepted")
-	}
-
 	must(t, s.PutDesired("web", 4, t0))
 	must(t, s.PutDesired("web", 6, t0.Add(time.Minute)))
 	must(t, s.PutDesired("db", 1, t0))
@@ -439,8 +355,6 @@ func fill(s *Store) error {
 		s.AppendDecision(decision("web", t0, 6)),
 		s.AppendSamples("web", []scheduler.Sample{{At: t0, Value: 240}}),
 		s.AppendDuration("web", DurationReady, 90*time.Second, t0),
-		s.BeginOperation(launchOp("op-1", t0)),
-		s.PutLabel("i-1", "127.0.1.1", "web-1"),
 		s.PutDesired("web", 6, t0),
 	)
 }
@@ -458,12 +372,6 @@ func check(s *Store) error {
 	}
 	if ds, err := s.Durations("web", DurationReady, time.Time{}); err != nil || len(ds) != 1 || ds[0] != 90*time.Second {
 		errs = append(errs, fmt.Errorf("durations %v, %v", ds, err))
-	}
-	if ops, err := s.InFlight(); err != nil || len(ops) != 1 || ops[0].ClientToken != "tok-op-1" {
-		errs = append(errs, fmt.Errorf("operations %+v, %v", ops, err))
-	}
-	if l, err := s.Labels(); err != nil || l["i-1"].Label != "web-1" {
-		errs = append(errs, fmt.Errorf("labels %+v, %v", l, err))
 	}
 	if d, err := s.Desired(); err != nil || d["web"].Count != 6 {
 		errs = append(errs, fmt.Errorf("desired %+v, %v", d, err))
@@ -643,11 +551,6 @@ func TestKilledProcessKeepsCommitted(t *testing.T) {
 	}
 	defer s.Close()
 	must(t, check(s))
-	// The launch in flight is there to resume with its token.
-	ops, _ := s.InFlight()
-	if len(ops) != 1 || ops[0].Kind != OpLaunch || ops[0].ClientToken != "tok-op-1" {
-		t.Fatalf("in flight after crash: %+v", ops)
-	}
 }
 
 func nanValue() float64 { var z float64; return z / z }
