@@ -5,15 +5,15 @@ import (
 	"net/http"
 )
 
-// startAction runs an apply or deploy in the background, one at a time,
-// under the server's own context (a client that hangs up does not cancel
-// a launch half-way). It returns the status the client gets, or a 409 when
+// startAction runs an action (apply, deploy, rollback) in the background,
+// one at a time, under the server's own context (a client that hangs up
+// does not cancel a launch half-way). It returns the status the client gets, or a 409 when
 // another action is running.
 func (s *Server) startAction(st ActionStatus, fn func(ctx context.Context) error) (ActionStatus, error) {
 	s.actMu.Lock()
 	defer s.actMu.Unlock()
-	if s.action != nil && s.action.Running {
-		return ActionStatus{}, errorf(http.StatusConflict, "a %s started at %s is still running", s.action.Kind, s.action.Started.Format("15:04:05"))
+	if err := s.runningLocked(); err != nil {
+		return ActionStatus{}, err
 	}
 	if s.actCtx.Err() != nil {
 		return ActionStatus{}, errorf(http.StatusServiceUnavailable, "the server is shutting down")
@@ -40,6 +40,21 @@ func (s *Server) startAction(st ActionStatus, fn func(ctx context.Context) error
 		s.logger.Info("action finished", "kind", st.Kind, "duration", done.Sub(st.Started))
 	}()
 	return st, nil
+}
+
+// actionRunning returns the 409 of an action still running, or nil.
+func (s *Server) actionRunning() error {
+	s.actMu.Lock()
+	defer s.actMu.Unlock()
+	return s.runningLocked()
+}
+
+// runningLocked is actionRunning with actMu held.
+func (s *Server) runningLocked() error {
+	if s.action != nil && s.action.Running {
+		return errorf(http.StatusConflict, "a %s started at %s is still running", s.action.Kind, s.action.Started.Format("15:04:05"))
+	}
+	return nil
 }
 
 // actionStatus returns a copy of the latest action's status, or nil.

@@ -168,6 +168,7 @@ func (s *Server) features() []string {
 	add(s.o.Fleet != nil, "fleet")
 	add(s.o.Forecasts != nil, "forecasts")
 	add(s.o.Actions != nil, "actions")
+	add(s.o.Releases != nil, "releases")
 	add(s.o.Samples != nil, "samples")
 	add(s.o.Metrics != nil, "metrics")
 	return f
@@ -512,22 +513,11 @@ func (s *Server) postDeploy(w http.ResponseWriter, r *http.Request) error {
 	if err := s.decode(w, r, &req); err != nil {
 		return err
 	}
-	if !namePattern.MatchString(req.App) {
-		return errorf(http.StatusBadRequest, "app must be a name of letters, digits and ._/@:+- (up to 200), not %q", req.App)
+	if err := s.knownApp(req.App); err != nil {
+		return err
 	}
 	if !namePattern.MatchString(req.Revision) {
 		return errorf(http.StatusBadRequest, "revision must be letters, digits and ._/@:+- (up to 200), not %q", req.Revision)
-	}
-	var apps []string
-	for _, ri := range s.o.Schedule.Roles() {
-		for _, a := range ri.Apps {
-			if !slices.Contains(apps, a) {
-				apps = append(apps, a)
-			}
-		}
-	}
-	if !slices.Contains(apps, req.App) {
-		return errorf(http.StatusBadRequest, "unknown app %q (known apps: %s)", req.App, strings.Join(apps, ", "))
 	}
 	st, err := s.startAction(ActionStatus{Kind: "deploy", App: req.App, Revision: req.Revision},
 		func(ctx context.Context) error { return s.o.Actions.Deploy(ctx, req.App, req.Revision) })
@@ -536,6 +526,143 @@ func (s *Server) postDeploy(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusAccepted, st)
 	return nil
+}
+
+// knownApp checks that name is a well-formed name of an application of
+// the schedule in force, or returns a 400 naming the known ones.
+func (s *Server) knownApp(name string) error {
+	var apps []string
+	for _, ri := range s.o.Schedule.Roles() {
+		for _, a := range ri.Apps {
+			if !slices.Contains(apps, a) {
+				apps = append(apps, a)
+			}
+		}
+	}
+	switch {
+	case name == "":
+		return errorf(http.StatusBadRequest, "app is required (known apps: %s)", strings.Join(apps, ", "))
+	case !namePattern.MatchString(name):
+		return errorf(http.StatusBadRequest, "app must be a name of letters, digits and ._/@:+- (up to 200), not %q", name)
+	case !slices.Contains(apps, name):
+		return errorf(http.StatusBadRequest, "unknown app %q (known apps: %s)", name, strings.Join(apps, ", "))
+	}
+	return nil
+}
+
+// RollbackRequest is the body of POST /api/rollback. To is a revision of
+// the application's history (GET /api/releases) or a release still on its
+// hosts; without it the rollback goes one step back.
+type RollbackRequest struct {
+	App string `json:"app"`
+	To  string `json:"to"`
+}
+
+// postRollback starts a rollback. With Releases, the revision is resolved
+// and checked before it starts, so that a rollback that cannot be is
+// refused at once (409 at the oldest revision, 400 for an unknown one) and
+// the action's status names the revision it goes to; the action is given
+// that revision, the one the client was told, even should the history
+// move meanwhile.
+func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) error {
+	if s.o.Actions == nil {
+		return unavailable("rollback")
+	}
+	var req RollbackRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.knownApp(req.App); err != nil {
+		return err
+	}
+	if req.To != "" && !namePattern.MatchString(req.To) {
+		return errorf(http.StatusBadRequest, "to must be a revision of letters, digits and ._/@:+- (up to 200), not %q", req.To)
+	}
+	to := req.To
+	if s.o.Releases != nil {
+		if err := s.actionRunning(); err != nil {
+			return err // before reading the hosts
+		}
+		v, err := s.o.Releases.Releases(r.Context(), req.App)
+		if err != nil {
+			return errorf(http.StatusBadGateway, "reading the releases of %s: %v", req.App, err)
+		}
+		if to, err = v.target(req.To); err != nil {
+			return err
+		}
+	}
+	st, err := s.startAction(ActionStatus{Kind: "rollback", App: req.App, Revision: to},
+		func(ctx context.Context) error { return s.o.Actions.Rollback(ctx, req.App, to) })
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, st)
+	return nil
+}
+
+// target returns where a rollback of v goes: to when v knows it, or with
+// to empty the revision before the current one.
+func (v ReleaseView) target(to string) (string, error) {
+	if to == "" {
+		switch {
+		case v.Rollback != "":
+			return v.Rollback, nil
+		case v.Current == "":
+			return "", errorf(http.StatusConflict, "no release of %s recorded: there is nothing to roll back", v.App)
+		}
+		return "", errorf(http.StatusConflict, "no earlier release of %s recorded: %s is the oldest of its history", v.App, v.Current)
+	}
+	known := make([]string, 0, len(v.History))
+	for _, row := range v.History {
+		if row.Revision == to {
+			return to, nil
+		}
+		known = append(known, row.Revision)
+	}
+	var unread []string
+	for _, h := range v.Hosts {
+		if !h.Answered {
+			unread = append(unread, h.Label)
+		}
+	}
+	also := ""
+	if len(unread) > 0 {
+		also = " (not read: " + strings.Join(unread, ", ") + ")"
+	}
+	return "", errorf(http.StatusBadRequest, "no release %q of %s, recorded or on its hosts%s; known: %s", to, v.App, also, strings.Join(known, ", "))
+}
+
+// getReleases is an application's release history and the releases on
+// its hosts: GET /api/releases?app=NAME.
+func (s *Server) getReleases(w http.ResponseWriter, r *http.Request) error {
+	if s.o.Releases == nil {
+		return unavailable("the release history")
+	}
+	app := r.URL.Query().Get("app")
+	if err := s.knownApp(app); err != nil {
+		return err
+	}
+	v, err := s.o.Releases.Releases(r.Context(), app)
+	if err != nil {
+		return errorf(http.StatusBadGateway, "reading the releases of %s: %v", app, err)
+	}
+	if v.History == nil {
+		v.History = []ReleaseRow{}
+	}
+	for i := range v.History {
+		if v.History[i].Hosts == nil {
+			v.History[i].Hosts = []string{}
+		}
+	}
+	if v.Hosts == nil {
+		v.Hosts = []HostReleases{}
+	}
+	for i := range v.Hosts {
+		if v.Hosts[i].Releases == nil {
+			v.Hosts[i].Releases = []string{}
+		}
+	}
+	return ok(w, v)
 }
 
 // SamplesRequest is the body of POST /api/samples: load samples for one

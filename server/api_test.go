@@ -198,7 +198,7 @@ func TestReadRoutes(t *testing.T) {
 		if !strings.Contains(st.ConfigError, "x.yaml:3:7") || !strings.Contains(st.ApplyError, "web-5") || st.LastStep == nil || !st.LastStep.Equal(t0) {
 			t.Fatalf("status = %+v", st)
 		}
-		if len(st.Features) != 7 {
+		if got := strings.Join(st.Features, " "); got != "history overrides fleet forecasts actions releases samples metrics" {
 			t.Errorf("features = %v", st.Features)
 		}
 	})
@@ -442,6 +442,8 @@ func (g *gatedActions) Apply(ctx context.Context) error {
 
 func (g *gatedActions) Deploy(ctx context.Context, app, revision string) error { return g.Apply(ctx) }
 
+func (g *gatedActions) Rollback(ctx context.Context, app, to string) error { return g.Apply(ctx) }
+
 func TestActions(t *testing.T) {
 	g := &gatedActions{gate: make(chan error)}
 	f := newFixture(t, func(o *Options) { o.Actions = g })
@@ -451,6 +453,9 @@ func TestActions(t *testing.T) {
 	}
 	if r := f.post(t, "/api/deploy", `{"app":"dms-web","revision":"v1.5.0"}`); r.status != http.StatusConflict || !strings.Contains(r.errorText(t), "apply started at 10:00:00 is still running") {
 		t.Fatalf("deploy during apply: %d %s", r.status, r.body)
+	}
+	if r := f.post(t, "/api/rollback", `{"app":"dms-web"}`); r.status != http.StatusConflict || !strings.Contains(r.errorText(t), "apply started at 10:00:00 is still running") {
+		t.Fatalf("rollback during apply: %d %s", r.status, r.body)
 	}
 	status := func() *ActionStatus {
 		var st statusView
@@ -543,14 +548,14 @@ func TestPanicIsA500AndTheServerGoesOn(t *testing.T) {
 
 func TestMissingPartsAre501(t *testing.T) {
 	f := newFixture(t, func(o *Options) {
-		o.History, o.Overrides, o.Fleet, o.Forecasts, o.Actions, o.Samples, o.Metrics = nil, nil, nil, nil, nil, nil, nil
+		o.History, o.Overrides, o.Fleet, o.Forecasts, o.Actions, o.Releases, o.Samples, o.Metrics = nil, nil, nil, nil, nil, nil, nil, nil
 	})
-	for _, p := range []string{"/api/fleet", "/api/decisions", "/api/overrides"} {
+	for _, p := range []string{"/api/fleet", "/api/decisions", "/api/overrides", "/api/releases?app=dms-web"} {
 		if r := f.get(t, p); r.status != 501 {
 			t.Errorf("GET %s: %d", p, r.status)
 		}
 	}
-	for _, p := range []string{"/api/apply", "/api/deploy", "/api/overrides", "/api/samples"} {
+	for _, p := range []string{"/api/apply", "/api/deploy", "/api/rollback", "/api/overrides", "/api/samples"} {
 		if r := f.post(t, p, "{}"); r.status != 501 {
 			t.Errorf("POST %s: %d", p, r.status)
 		}
@@ -600,7 +605,7 @@ func TestDownsampleKeepsPeaks(t *testing.T) {
 // FuzzPostBodies sends arbitrary bodies to every POST route: nothing a
 // client sends may crash the server or make it answer 500.
 func FuzzPostBodies(f *testing.F) {
-	for _, s := range []string{`{"role":"web","count":6,"for":"1h","reason":"x"}`, `{"app":"dms-web","revision":"v1"}`,
+	for _, s := range []string{`{"role":"web","count":6,"for":"1h","reason":"x"}`, `{"app":"dms-web","revision":"v1"}`, `{"app":"dms-web","to":"v1.4.0"}`,
 		`{"role":"web","samples":[{"value":1e308}]}`, `[]`, `null`, `{"count":1e400}`, "\x00\xff", `{"role":"web","count":2,"until":"9999-12-31T23:59:59Z","reason":"x"}`} {
 		f.Add(s)
 	}
@@ -613,7 +618,7 @@ func FuzzPostBodies(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		for _, path := range []string{"/api/overrides", "/api/deploy", "/api/samples", "/api/apply"} {
+		for _, path := range []string{"/api/overrides", "/api/deploy", "/api/rollback", "/api/samples", "/api/apply"} {
 			req := httptest.NewRequest("POST", path, strings.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+testToken)
 			rec := httptest.NewRecorder()

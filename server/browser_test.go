@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,5 +127,104 @@ func TestBrowserOverrideChangesDecision(t *testing.T) {
 	must(c.Poll(ctx, `document.querySelector('#overrides [data-override="web"]') === null && document.querySelector('[data-role="web"] .chip.winner').textContent !== 'by override'`))
 	if w.kicks.Load() != 2 {
 		t.Errorf("OnOverride called %d times after clearing, want 2", w.kicks.Load())
+	}
+}
+
+// TestBrowserRollback shows an application's release history in the
+// Deploy panel of a real headless Chromium and rolls it back through the
+// page: one step with the Roll back button, then to a release only a host
+// still holds with its row's button, each after a confirm() naming from
+// and to (the test answers it).
+func TestBrowserRollback(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const token = "browser-test-token"
+	w := newWorld(clock.Real{})
+	srv, err := New(w.options(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(serveCtx, ln) }()
+	t.Cleanup(func() {
+		stopServing()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	c := cdp.Start(ctx, t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	str := func(expr string) string {
+		t.Helper()
+		var s string
+		must(c.Eval(ctx, expr, &s))
+		return s
+	}
+	rollbacks := func() string {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return fmt.Sprint(w.rollbacks)
+	}
+
+	must(c.Navigate(ctx, "http://"+ln.Addr().String()+"/#token="+token))
+	// postgres, the first app, has one release: nothing to roll back to.
+	must(c.Poll(ctx, `document.querySelector('#deploy-form [name=app]').value === 'postgres' && document.querySelectorAll('#release-list tr[data-revision]').length === 1`))
+	must(c.Poll(ctx, `!document.getElementById('releases').hidden && document.getElementById('rollback').disabled`))
+	if title := str(`document.getElementById('rollback').title`); !strings.Contains(title, "no earlier release of postgres recorded: 16.2 is the oldest") {
+		t.Errorf("disabled Roll back's tooltip = %q", title)
+	}
+
+	// dms-web's history: current marked, the revision rolled back from
+	// greyed, a release only web-1 holds last.
+	must(c.Eval(ctx, `(() => { const s = document.querySelector('#deploy-form [name=app]'); s.value = 'dms-web'; s.dispatchEvent(new Event('change')); return true; })()`, nil))
+	must(c.Poll(ctx, `document.querySelectorAll('#release-list tr[data-revision]').length === 5 && !document.getElementById('rollback').disabled`))
+	rows := str(`[...document.querySelectorAll('#release-list tr[data-revision]')].map(r => r.dataset.revision + ':' + r.className + ':' + r.cells[2].textContent + ':' + (r.querySelector('button') ? r.querySelector('button').textContent : '-')).join(' | ')`)
+	if want := "v1.4.0::4 of 4 hosts:Roll back | v1.4.1::4 of 4 hosts:Roll back | v1.4.2:current:4 of 4 hosts:- | v1.5.0:gone:–:Roll forward | v1.3.7:hosts-only:web-1:Roll back"; rows != want {
+		t.Errorf("history rows:\n got %s\nwant %s", rows, want)
+	}
+	if got := str(`document.getElementById('releases-summary').textContent`); got != "dms-web: current v1.4.2 · a rollback goes to v1.4.1" {
+		t.Errorf("summary = %q", got)
+	}
+	if got := str(`document.querySelector('#release-list li[data-host="web-1"]').textContent`); got != "web-1 · current v1.4.2 · on disk v1.3.7 v1.4.0 v1.4.1 v1.4.2" {
+		t.Errorf("web-1's releases = %q", got)
+	}
+	if shots := os.Getenv("TIDE_SCREENSHOTS"); shots != "" {
+		must(c.ScreenshotOf(ctx, filepath.Join(shots, "releases.png"), "#deploy-panel"))
+	}
+
+	// Declining the confirm sends nothing.
+	must(c.Eval(ctx, `window.confirm = (m) => { window.asked = m; return false; }; document.getElementById('rollback').click(), true`, nil))
+	if asked := str(`window.asked || ''`); !strings.HasPrefix(asked, "Roll dms-web back from v1.4.2 to v1.4.1?") {
+		t.Errorf("confirm asked %q", asked)
+	}
+
+	// Roll back: one step, to v1.4.1.
+	must(c.Eval(ctx, `window.confirm = (m) => { window.asked = m; return true; }; document.getElementById('rollback').click(), true`, nil))
+	must(c.Poll(ctx, `document.getElementById('action').textContent.startsWith('rollback dms-web to v1.4.1')`))
+	must(c.Poll(ctx, `document.getElementById('release-current').textContent === 'v1.4.1' && document.querySelector('#release-list tr[data-revision="v1.4.2"]').className === 'gone'`))
+	must(c.Poll(ctx, `document.getElementById('action').textContent.startsWith('rollback dms-web to v1.4.1: done at')`))
+	if got := rollbacks(); got != "[[dms-web v1.4.1]]" {
+		t.Fatalf("rollbacks after Roll back = %s", got)
+	}
+
+	// A row's button goes to its revision: v1.3.7, on web-1 only.
+	must(c.Eval(ctx, `document.querySelector('#release-list button[data-to="v1.3.7"]').click(), true`, nil))
+	if asked := str(`window.asked`); !strings.HasPrefix(asked, "Roll dms-web back from v1.4.1 to v1.3.7?") {
+		t.Errorf("confirm asked %q", asked)
+	}
+	must(c.Poll(ctx, `document.getElementById('action').textContent.startsWith('rollback dms-web to v1.3.7: done at')`))
+	must(c.Poll(ctx, `document.getElementById('release-current').textContent === 'v1.3.7' && document.querySelector('#fleet tr[data-label="web-1"]').textContent.includes('v1.3.7')`))
+	if got := rollbacks(); got != "[[dms-web v1.4.1] [dms-web v1.3.7]]" {
+		t.Errorf("rollbacks = %s", got)
 	}
 }

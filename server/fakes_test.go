@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -33,10 +34,23 @@ type world struct {
 	configErr error
 	weekStart time.Time // when set, the week starts here instead of now
 
+	// releases is each application's history, oldest first, and the index
+	// of its current revision; onHostsOnly are releases the history lost
+	// that a host of the app still holds, by label.
+	releases    map[string]*fakeHistory
+	onHostsOnly map[string]map[string]string
+	rollbacks   [][2]string // app, to as asked
+
 	kicks    atomic.Int32
 	applies  atomic.Int32
 	deploys  chan [2]string
 	failNext error // one-shot error for the next store call
+}
+
+// fakeHistory is an application's history in a world.
+type fakeHistory struct {
+	revs []string
+	cur  int
 }
 
 func newWorld(clk clock.Clock) *world {
@@ -49,6 +63,14 @@ func newWorld(clk clock.Clock) *world {
 			{Name: "worker", Min: 1, Max: 8, InstanceType: "c6i.xlarge", Zones: []string{"eu-west-1a"}, Apps: []string{"dms-worker"}},
 		},
 		base: map[string]int{"db": 2, "web": 4, "worker": 2},
+		// dms-web was rolled back from v1.5.0 to v1.4.2; postgres has
+		// never changed; web-1 still holds v1.3.7, gone from the history.
+		releases: map[string]*fakeHistory{
+			"dms-web":    {revs: []string{"v1.4.0", "v1.4.1", "v1.4.2", "v1.5.0"}, cur: 2},
+			"dms-worker": {revs: []string{"v1.4.1", "v1.4.2"}, cur: 1},
+			"postgres":   {revs: []string{"16.2"}, cur: 0},
+		},
+		onHostsOnly: map[string]map[string]string{"dms-web": {"web-1": "v1.3.7"}},
 	}
 	// A day of web load: office hours on a base, sampled every 5 minutes.
 	for t := now.Add(-24 * time.Hour).Truncate(5 * time.Minute); !t.After(now); t = t.Add(5 * time.Minute) {
@@ -280,6 +302,91 @@ func (w *world) Deploy(ctx context.Context, app, revision string) error {
 	return nil
 }
 
+// Rollback moves the app's current revision as tide does: within the
+// history, or onto a new branch for a release only hosts hold. "bad" fails.
+func (w *world) Rollback(ctx context.Context, app, to string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.rollbacks = append(w.rollbacks, [2]string{app, to})
+	if to == "bad" {
+		return errors.New("rollout refused before any host was changed: web-1 has no release bad")
+	}
+	h := w.releases[app]
+	switch i := slices.Index(h.revs, to); {
+	case to == "" && h.cur == 0:
+		return fmt.Errorf("no earlier release of %s recorded", app)
+	case to == "":
+		h.cur--
+	case i >= 0:
+		h.cur = i
+	default:
+		h.revs = append(h.revs[:h.cur+1:h.cur+1], to)
+		h.cur = len(h.revs) - 1
+	}
+	for _, r := range w.roles {
+		if slices.Contains(r.Apps, app) {
+			for i := range w.hosts {
+				if w.hosts[i].Role == r.Name && w.hosts[i].Revision != "" {
+					w.hosts[i].Revision = h.revs[h.cur]
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Releases shows an app's fake history the way tide rollback --list does:
+// every running host of its roles holds the whole history up to current.
+func (w *world) Releases(ctx context.Context, app string) (ReleaseView, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.takeFailure(); err != nil {
+		return ReleaseView{}, err
+	}
+	h := w.releases[app]
+	v := ReleaseView{App: app, Current: h.revs[h.cur]}
+	if h.cur > 0 {
+		v.Rollback = h.revs[h.cur-1]
+	}
+	var labels []string
+	for _, r := range w.roles {
+		if !slices.Contains(r.Apps, app) {
+			continue
+		}
+		for _, x := range w.hosts {
+			if x.Role != r.Name || x.State != fleet.StateRunning {
+				continue
+			}
+			hr := HostReleases{Label: x.Label, Role: x.Role, Answered: true, Current: v.Current}
+			if old, ok := w.onHostsOnly[app][x.Label]; ok {
+				hr.Releases = append(hr.Releases, old)
+			}
+			hr.Releases = append(hr.Releases, h.revs[:h.cur+1]...)
+			v.Hosts = append(v.Hosts, hr)
+			labels = append(labels, x.Label)
+		}
+	}
+	for i, rev := range h.revs {
+		row := ReleaseRow{Revision: rev, State: ReleaseEarlier}
+		switch {
+		case i == h.cur:
+			row.State = ReleaseCurrent
+		case i > h.cur:
+			row.State = ReleaseRolledBackFrom
+		}
+		if i <= h.cur {
+			row.Hosts = labels
+		}
+		v.History = append(v.History, row)
+	}
+	for label, rev := range w.onHostsOnly[app] {
+		if !slices.Contains(h.revs, rev) && slices.Contains(labels, label) {
+			v.History = append(v.History, ReleaseRow{Revision: rev, State: ReleaseOnHostsOnly, Hosts: []string{label}})
+		}
+	}
+	return v, nil
+}
+
 func (w *world) Push(role string, s scheduler.Sample) error {
 	if s.Value < 0 {
 		return errors.New("negative load")
@@ -293,7 +400,7 @@ func (w *world) Push(role string, s scheduler.Sample) error {
 // options wires a world into server options.
 func (w *world) options(token string) Options {
 	return Options{Name: "office-dms", Token: token, Decisions: w, History: w, Overrides: w, Fleet: w, Forecasts: w,
-		Schedule: w, Actions: w, Samples: w, Clock: w.clk, OnOverride: func() { w.kicks.Add(1) },
+		Schedule: w, Actions: w, Releases: w, Samples: w, Clock: w.clk, OnOverride: func() { w.kicks.Add(1) },
 		ConfigError: func() error {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -309,5 +416,6 @@ var (
 	_ Forecasts = (*world)(nil)
 	_ Schedule  = (*world)(nil)
 	_ Actions   = (*world)(nil)
+	_ Releases  = (*world)(nil)
 	_ Samples   = (*world)(nil)
 )

@@ -76,12 +76,69 @@ type Actions interface {
 	Apply(ctx context.Context) error
 	// Deploy deploys a revision of an application to the hosts that run it.
 	Deploy(ctx context.Context, app, revision string) error
+	// Rollback returns the hosts of an application to an earlier release:
+	// to, a revision of its history or a release still on its hosts, or
+	// with to empty the one before the current revision.
+	Rollback(ctx context.Context, app, to string) error
+}
+
+// Releases gives an application's release history and the releases on
+// its hosts, for the page and for rollbacks.
+type Releases interface {
+	// Releases returns the history of app, a known application.
+	Releases(ctx context.Context, app string) (ReleaseView, error)
 }
 
 // Samples takes load samples pushed to the API. *loadsource.Pushed
 // satisfies it.
 type Samples interface {
 	Push(role string, s scheduler.Sample) error
+}
+
+// ReleaseView is an application's release history: the JSON of
+// `tide rollback --list --output json`.
+type ReleaseView struct {
+	App string `json:"app"`
+	// Current is the revision the application's hosts converge to.
+	Current string `json:"current"`
+	// Rollback is where a rollback goes; empty when Current is the oldest
+	// revision of the history.
+	Rollback string `json:"rollback,omitempty"`
+	// History lists the history oldest first, then the releases found
+	// only on hosts.
+	History []ReleaseRow `json:"history"`
+	// Hosts are the running hosts of the application's roles.
+	Hosts []HostReleases `json:"hosts"`
+}
+
+// The states of a ReleaseRow.
+const (
+	ReleaseEarlier        = "earlier"          // before Current: where rollbacks go
+	ReleaseCurrent        = "current"          // the current revision
+	ReleaseRolledBackFrom = "rolled back from" // after Current: a rollback left it
+	ReleaseOnHostsOnly    = "on hosts only"    // no longer in the history, still on a host
+)
+
+// ReleaseRow is one revision of a ReleaseView.
+type ReleaseRow struct {
+	Revision string `json:"revision"`
+	// State is ReleaseEarlier, ReleaseCurrent, ReleaseRolledBackFrom or
+	// ReleaseOnHostsOnly.
+	State string `json:"state"`
+	// Hosts are the labels of the hosts holding the release complete.
+	Hosts []string `json:"hosts"`
+}
+
+// HostReleases is one host's releases of an application.
+type HostReleases struct {
+	Label string `json:"label"`
+	Role  string `json:"role"`
+	// Answered is false when the host could not be read.
+	Answered bool `json:"answered"`
+	// Current is the release the host's current points to.
+	Current string `json:"current,omitempty"`
+	// Releases are the complete releases on disk, oldest deployed first.
+	Releases []string `json:"releases"`
 }
 
 // Host is one host as the page and the API show it.
@@ -148,8 +205,11 @@ type WeekHour struct {
 }
 
 // Options configure a Server. Token, Decisions and Schedule are required;
-// a nil History, Overrides, Fleet, Forecasts, Actions or Samples turns the
-// routes that need it into 501 Not Implemented.
+// a nil History, Overrides, Fleet, Forecasts, Actions, Releases or Samples
+// turns the routes that need it into 501 Not Implemented. Without Releases
+// a rollback is not checked before it starts (the action refuses an
+// unknown revision) and its status names no revision when it goes one
+// step back.
 type Options struct {
 	// Name is the fleet's name, shown in the page's title.
 	Name string
@@ -163,6 +223,7 @@ type Options struct {
 	Forecasts Forecasts
 	Schedule  Schedule
 	Actions   Actions
+	Releases  Releases
 	Samples   Samples
 
 	// OnOverride is called after an override is stored or cleared (the
@@ -179,7 +240,7 @@ type Options struct {
 	// SampleInterval is how often Run samples the fleet for the chart's
 	// ready line (default 30s).
 	SampleInterval time.Duration
-	// ActionTimeout bounds one apply or deploy (default 30m).
+	// ActionTimeout bounds one apply, deploy or rollback (default 30m).
 	ActionTimeout time.Duration
 	// MaxBody bounds a request body (default 64 KiB).
 	MaxBody int64
@@ -200,10 +261,12 @@ type Server struct {
 	action    *ActionStatus
 }
 
-// ActionStatus is the latest apply or deploy: running, or finished with its outcome.
+// ActionStatus is the latest apply, deploy or rollback: running, or
+// finished with its outcome.
 type ActionStatus struct {
-	Kind     string     `json:"kind"` // apply or deploy
-	App      string     `json:"app,omitempty"`
+	Kind string `json:"kind"` // apply, deploy or rollback
+	App  string `json:"app,omitempty"`
+	// Revision is the revision deployed, or rolled back to.
 	Revision string     `json:"revision,omitempty"`
 	Started  time.Time  `json:"started"`
 	Finished *time.Time `json:"finished,omitempty"`
@@ -256,7 +319,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // Run samples the fleet every SampleInterval for the chart's ready line
-// until ctx ends; then it cancels a running apply or deploy and waits for it.
+// until ctx ends; then it cancels a running action and waits for it.
 func (s *Server) Run(ctx context.Context) error {
 	defer func() {
 		s.actMu.Lock()
@@ -290,6 +353,8 @@ func (s *Server) routes() http.Handler {
 	api("DELETE /api/overrides/{role}", s.deleteOverride)
 	api("POST /api/apply", s.postApply)
 	api("POST /api/deploy", s.postDeploy)
+	api("POST /api/rollback", s.postRollback)
+	api("GET /api/releases", s.getReleases)
 	api("POST /api/samples", s.postSamples)
 	mux.Handle("GET /api/health", apiHandler(s, s.getHealth))
 	if s.o.Metrics != nil {

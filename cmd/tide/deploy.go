@@ -168,68 +168,195 @@ func runRollback(ctx context.Context, e *env, fs *flag.FlagSet, args []string) e
 	if _, ok := s.Application(app); !ok {
 		return fmt.Errorf("--app: no application %q in %s", app, s.File)
 	}
-	rec, err := converge.LoadRevisions(converge.RevisionsPath(d.stateDirAbs, s.Name))
-	if err != nil {
-		return err
-	}
-	hist := rec.Current(s, app)
-	_, recorded := rec.Apps[app]
-	// The hosts are read once, and only when needed.
-	var hosts []hostReleases
-	read := false
-	readHosts := func() error {
-		if read {
-			return nil
-		}
-		var err error
-		hosts, err = appReleases(ctx, s, f, app, *d.concurrency)
-		read = err == nil
-		return err
-	}
-	if !recorded {
-		if err := readHosts(); err != nil {
-			return err
-		}
-		hist = seedHistory(hist, hosts)
-	}
 	if *list {
-		if err := readHosts(); err != nil {
+		l, err := listReleases(ctx, s, d.stateDirAbs, app, d.hostReader(s, f, app))
+		if err != nil {
 			return err
 		}
-		return printReleases(e, *d.output, app, hist, hosts)
+		return printReleases(e, *d.output, l)
 	}
-	target := *to
-	if target == "" {
-		back, ok := hist.Back()
-		if !ok {
-			return fmt.Errorf("no earlier release of %s recorded: %s is the oldest of its history (tide rollback --list shows it)", app, hist.Revision)
-		}
-		target = back
-	} else if revs, _ := hist.Branch(); !slices.Contains(revs, target) {
-		if err := readHosts(); err != nil {
-			return err
-		}
-		if !onHosts(hosts, target) {
-			var silent []string
-			for _, h := range hosts {
-				if !h.Answered {
-					silent = append(silent, h.Label)
-				}
-			}
-			unread := ""
-			if len(silent) > 0 {
-				unread = " (not read: " + strings.Join(silent, " ") + ")"
-			}
-			return fmt.Errorf("--to %s: no such release of %s, recorded or on its hosts%s; known: %s", target, app, unread, strings.Join(knownRevisions(hist, hosts), " "))
-		}
+	_, err = d.rollback(ctx, e, s, f, app, *to)
+	var unknown *unknownReleaseError
+	if errors.As(err, &unknown) {
+		return fmt.Errorf("--to %s: %w", *to, err)
 	}
-	return d.rolloutWith(ctx, e, s, f, map[string]string{app: target}, "rollback", func(rec converge.Revisions, a, rev string) converge.Deployed {
+	return err
+}
+
+// rollback returns app's hosts to an earlier release: to, or one step
+// back in the history when to is "" (appHistory.target refuses any other),
+// rolled out by rolloutWith and recorded as a rollback
+// (converge.Deployed.Rollback). It returns the revision rolled back to.
+// tide rollback and tide serve's POST /api/rollback both run it.
+func (d *deployFlags) rollback(ctx context.Context, e *env, s *config.Schedule, f *deployer.Fleet, app, to string) (string, error) {
+	h, err := loadHistory(ctx, s, d.stateDirAbs, app, d.hostReader(s, f, app))
+	if err != nil {
+		return "", err
+	}
+	target, err := h.target(ctx, to)
+	if err != nil {
+		return "", err
+	}
+	return target, d.rolloutWith(ctx, e, s, f, map[string]string{app: target}, "rollback", func(rec converge.Revisions, a, rev string) converge.Deployed {
 		cur := rec.Current(s, a)
 		if _, ok := rec.Apps[a]; !ok {
-			cur = hist // the history read from the hosts
+			cur = h.hist // the history read from the hosts
 		}
 		return cur.Rollback(rev)
 	})
+}
+
+// hostReader reads the releases of app on its hosts afresh, over SSH.
+func (d *deployFlags) hostReader(s *config.Schedule, f *deployer.Fleet, app string) releaseReader {
+	return func(ctx context.Context) ([]hostReleases, error) {
+		return appReleases(ctx, s, f, app, func(ctx context.Context, hs []deployer.HostStatus) []*converge.HostState {
+			return inspectHosts(ctx, s, f, hs, *d.concurrency)
+		})
+	}
+}
+
+// releaseReader reads the releases of an application on its hosts.
+type releaseReader func(ctx context.Context) ([]hostReleases, error)
+
+// appHistory is an application's history as a rollback sees it: the
+// record (seeded from the hosts' releases when none was kept) and, once
+// read, the releases on the hosts that run it.
+type appHistory struct {
+	app   string
+	hist  converge.Deployed
+	hosts []hostReleases
+	read  bool
+	from  releaseReader
+}
+
+// loadHistory reads app's history from the revisions file of s in
+// stateDir. The hosts are read through from at most once, and only when
+// needed: at once when no history was recorded (it starts from their
+// releases, seedHistory).
+func loadHistory(ctx context.Context, s *config.Schedule, stateDir, app string, from releaseReader) (*appHistory, error) {
+	if _, ok := s.Application(app); !ok {
+		return nil, fmt.Errorf("no application %q in %s", app, s.File)
+	}
+	rec, err := converge.LoadRevisions(converge.RevisionsPath(stateDir, s.Name))
+	if err != nil {
+		return nil, err
+	}
+	h := &appHistory{app: app, hist: rec.Current(s, app), from: from}
+	if _, recorded := rec.Apps[app]; !recorded {
+		if err := h.readHosts(ctx); err != nil {
+			return nil, err
+		}
+		h.hist = seedHistory(h.hist, h.hosts)
+	}
+	return h, nil
+}
+
+func (h *appHistory) readHosts(ctx context.Context) error {
+	if h.read {
+		return nil
+	}
+	hosts, err := h.from(ctx)
+	if err != nil {
+		return err
+	}
+	h.hosts, h.read = hosts, true
+	return nil
+}
+
+// target returns where a rollback goes: one step back when to is "";
+// otherwise to, when the history or a host holds it. It fails at the
+// oldest revision of the history, and for an unknown to with an
+// *unknownReleaseError.
+func (h *appHistory) target(ctx context.Context, to string) (string, error) {
+	if to == "" {
+		back, ok := h.hist.Back()
+		if !ok {
+			return "", fmt.Errorf("no earlier release of %s recorded: %s is the oldest of its history (tide rollback --list shows it)", h.app, h.hist.Revision)
+		}
+		return back, nil
+	}
+	if revs, _ := h.hist.Branch(); slices.Contains(revs, to) {
+		return to, nil
+	}
+	if err := h.readHosts(ctx); err != nil {
+		return "", err
+	}
+	if onHosts(h.hosts, to) {
+		return to, nil
+	}
+	u := &unknownReleaseError{app: h.app, known: knownRevisions(h.hist, h.hosts)}
+	for _, hr := range h.hosts {
+		if !hr.Answered {
+			u.unread = append(u.unread, hr.Label)
+		}
+	}
+	return "", u
+}
+
+// unknownReleaseError is a rollback to a revision neither the history nor
+// a host holds.
+type unknownReleaseError struct {
+	app           string
+	unread, known []string
+}
+
+func (e *unknownReleaseError) Error() string {
+	unread := ""
+	if len(e.unread) > 0 {
+		unread = " (not read: " + strings.Join(e.unread, " ") + ")"
+	}
+	return fmt.Sprintf("no such release of %s, recorded or on its hosts%s; known: %s", e.app, unread, strings.Join(e.known, " "))
+}
+
+// releaseList is an application's history and the releases on its hosts:
+// tide rollback --list --output json, and tide serve's GET /api/releases.
+type releaseList struct {
+	App     string `json:"app"`
+	Current string `json:"current"`
+	// Rollback is where a rollback goes ("" at the oldest revision).
+	Rollback string `json:"rollback,omitempty"`
+	// History is the history, oldest first, then the releases found only
+	// on hosts.
+	History []releaseRow   `json:"history"`
+	Hosts   []hostReleases `json:"hosts"`
+}
+
+// listReleases reads app's history and the releases on its hosts: what
+// tide rollback --list prints. It changes nothing.
+func listReleases(ctx context.Context, s *config.Schedule, stateDir, app string, from releaseReader) (releaseList, error) {
+	h, err := loadHistory(ctx, s, stateDir, app, from)
+	if err != nil {
+		return releaseList{}, err
+	}
+	if err := h.readHosts(ctx); err != nil {
+		return releaseList{}, err
+	}
+	d, hosts := h.hist, h.hosts
+	if hosts == nil {
+		hosts = []hostReleases{}
+	}
+	revs, cur := d.Branch()
+	back, _ := d.Back()
+	l := releaseList{App: app, Current: d.Revision, Rollback: back, History: []releaseRow{}, Hosts: hosts}
+	for _, r := range knownRevisions(d, hosts) {
+		row := releaseRow{Revision: r, State: "on hosts only", Hosts: []string{}}
+		switch i := slices.Index(revs, r); {
+		case i < 0:
+		case i < cur:
+			row.State = "earlier"
+		case i == cur:
+			row.State = "current"
+		default:
+			row.State = "rolled back from"
+		}
+		for _, h := range hosts {
+			if slices.Contains(h.Releases, r) {
+				row.Hosts = append(row.Hosts, h.Label)
+			}
+		}
+		l.History = append(l.History, row)
+	}
+	return l, nil
 }
 
 // hostReleases is one host's releases of an application.
@@ -245,8 +372,9 @@ type hostReleases struct {
 }
 
 // appReleases reads the releases of app on each running host of its
-// roles, in Status's order (by role, then label number).
-func appReleases(ctx context.Context, s *config.Schedule, f *deployer.Fleet, app string, concurrency int) ([]hostReleases, error) {
+// roles, in Status's order (by role, then label number), through inspect
+// (a nil state: the host did not answer).
+func appReleases(ctx context.Context, s *config.Schedule, f *deployer.Fleet, app string, inspect func(context.Context, []deployer.HostStatus) []*converge.HostState) ([]hostReleases, error) {
 	all, err := f.Status(ctx)
 	if err != nil {
 		return nil, err
@@ -259,7 +387,7 @@ func appReleases(ctx context.Context, s *config.Schedule, f *deployer.Fleet, app
 		}
 	}
 	out := make([]hostReleases, len(hs))
-	for i, st := range inspectHosts(ctx, s, f, hs, concurrency) {
+	for i, st := range inspect(ctx, hs) {
 		out[i] = hostReleases{Label: hs[i].Label, Role: hs[i].Role, Answered: st != nil, Releases: []string{}}
 		if st == nil {
 			continue
@@ -327,47 +455,20 @@ type releaseRow struct {
 }
 
 // printReleases is tide rollback --list.
-func printReleases(e *env, output, app string, d converge.Deployed, hosts []hostReleases) error {
-	revs, cur := d.Branch()
-	back, _ := d.Back()
-	var rows []releaseRow
-	for _, r := range knownRevisions(d, hosts) {
-		row := releaseRow{Revision: r, State: "on hosts only", Hosts: []string{}}
-		switch i := slices.Index(revs, r); {
-		case i < 0:
-		case i < cur:
-			row.State = "earlier"
-		case i == cur:
-			row.State = "current"
-		default:
-			row.State = "rolled back from"
-		}
-		for _, h := range hosts {
-			if slices.Contains(h.Releases, r) {
-				row.Hosts = append(row.Hosts, h.Label)
-			}
-		}
-		rows = append(rows, row)
-	}
+func printReleases(e *env, output string, l releaseList) error {
 	if output == "json" {
 		enc := json.NewEncoder(e.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			App      string         `json:"app"`
-			Current  string         `json:"current"`
-			Rollback string         `json:"rollback,omitempty"`
-			History  []releaseRow   `json:"history"`
-			Hosts    []hostReleases `json:"hosts"`
-		}{app, d.Revision, back, rows, hosts})
+		return enc.Encode(l)
 	}
-	if back != "" {
-		fmt.Fprintf(e.Stdout, "%s: current %s, a rollback goes to %s\n\n", app, d.Revision, back)
+	if l.Rollback != "" {
+		fmt.Fprintf(e.Stdout, "%s: current %s, a rollback goes to %s\n\n", l.App, l.Current, l.Rollback)
 	} else {
-		fmt.Fprintf(e.Stdout, "%s: current %s, no earlier release recorded\n\n", app, dash(d.Revision))
+		fmt.Fprintf(e.Stdout, "%s: current %s, no earlier release recorded\n\n", l.App, dash(l.Current))
 	}
 	tw := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  REVISION\tHISTORY\tON HOSTS")
-	for _, r := range rows {
+	for _, r := range l.History {
 		mark := "  "
 		if r.State == "current" {
 			mark = "* "
@@ -376,7 +477,7 @@ func printReleases(e *env, output, app string, d converge.Deployed, hosts []host
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "LABEL\tCURRENT\tRELEASES ON DISK (oldest first)")
-	for _, h := range hosts {
+	for _, h := range l.Hosts {
 		if !h.Answered {
 			fmt.Fprintf(tw, "%s\t?\t?\n", h.Label)
 			continue

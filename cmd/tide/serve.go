@@ -220,6 +220,9 @@ type service struct {
 	fleet       *deployer.Fleet
 	closeFleet  func()
 	inspected   map[string]inspection
+	// inspectedSince is when the hosts last changed by an action:
+	// inspections begun before are not cached (forgetInspections).
+	inspectedSince time.Time
 
 	// acting is held while the fleet is changed (a loop step's converge, a
 	// rolling deploy), so that a deploy and a step never work on the same

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tideops/tide/config"
 	"github.com/tideops/tide/converge"
 	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/predictor"
@@ -25,6 +26,7 @@ func (svc *service) serverOptions(token string) server.Options {
 		Forecasts:  serviceForecasts{svc},
 		Schedule:   serviceSchedule{svc},
 		Actions:    serviceActions{svc},
+		Releases:   serviceReleases{svc},
 		OnOverride: svc.loop.Kick,
 		ConfigError: func() error {
 			svc.mu.Lock()
@@ -107,9 +109,21 @@ func (svc *service) hostStates(ctx context.Context, fl *deployer.Fleet, sts []de
 	}
 	for k, st := range fresh {
 		out[where[k]] = st
-		svc.inspected[stale[k].InstanceID] = inspection{at: now, state: st}
+		if !now.Before(svc.inspectedSince) {
+			svc.inspected[stale[k].InstanceID] = inspection{at: now, state: st}
+		}
 	}
 	return out
+}
+
+// forgetInspections drops the hosts' inspected states once a deploy or a
+// rollback changed the hosts: the page shows the change at once. An
+// inspection begun before is not kept either.
+func (svc *service) forgetInspections() {
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	svc.inspected = map[string]inspection{}
+	svc.inspectedSince = time.Now()
 }
 
 // inspection is a host's state as last read over SSH.
@@ -198,33 +212,145 @@ func (a serviceActions) Apply(context.Context) error {
 // deploy records it, so that new hosts get the revision too.
 func (a serviceActions) Deploy(ctx context.Context, app, revision string) error {
 	svc := a.svc
+	what := fmt.Sprintf("deploy %s@%s", app, revision)
 	svc.acting.Lock()
 	defer svc.acting.Unlock()
-	svc.mu.Lock()
-	fl, c := svc.fleet, svc.fleetCmd
-	svc.mu.Unlock()
-	if fl == nil || c == nil {
-		return fmt.Errorf("deploy %s@%s: tide serve is not acting on the fleet (--dry-run)", app, revision)
+	d, fl, err := svc.rolloutFlags(what, app)
+	if err != nil {
+		return err
 	}
 	s := svc.currentSchedule()
 	if _, ok := s.Application(app); !ok {
 		return fmt.Errorf("deploy: no application %q in %s", app, s.File)
 	}
+	e, out := svc.rolloutEnv()
+	err = d.rollout(ctx, e, s, fl, map[string]string{app: revision}, "deploy")
+	svc.forgetInspections()
+	if err != nil {
+		return fmt.Errorf("%s: %s", what, rolloutFailure(err, out))
+	}
+	if err := svc.recorded(ctx, what, s); err != nil {
+		return err
+	}
+	svc.logger.Info("deployed", "app", app, "revision", revision)
+	return nil
+}
+
+// Rollback returns the hosts of an application to an earlier release (to,
+// or one step back when to is empty) as tide rollback does, through the
+// same function, while the loop's steps wait; the revision is recorded so
+// that the loop and new hosts keep it.
+func (a serviceActions) Rollback(ctx context.Context, app, to string) error {
+	svc := a.svc
+	what := "rollback " + app
+	if to != "" {
+		what += " to " + to
+	}
+	svc.acting.Lock()
+	defer svc.acting.Unlock()
+	d, fl, err := svc.rolloutFlags(what, app)
+	if err != nil {
+		return err
+	}
+	s := svc.currentSchedule()
+	e, out := svc.rolloutEnv()
+	rev, err := d.rollback(ctx, e, s, fl, app, to)
+	svc.forgetInspections()
+	if err != nil {
+		return fmt.Errorf("%s: %s", what, rolloutFailure(err, out))
+	}
+	if err := svc.recorded(ctx, what, s); err != nil {
+		return err
+	}
+	svc.logger.Info("rolled back", "app", app, "revision", rev)
+	return nil
+}
+
+// rolloutFlags are tide deploy's and rollback's flags for an action of the
+// service: one host of a role at a time, on the fleet the loop acts on.
+// Without a fleet (--dry-run) the action is refused.
+func (svc *service) rolloutFlags(what, app string) (*deployFlags, *deployer.Fleet, error) {
+	svc.mu.Lock()
+	fl, c := svc.fleet, svc.fleetCmd
+	svc.mu.Unlock()
+	if fl == nil || c == nil {
+		return nil, nil, fmt.Errorf("%s: tide serve is not acting on the fleet (--dry-run)", what)
+	}
 	batch, output := 1, "text"
 	cc := *c
 	cc.output = &output
-	d := &deployFlags{fleetCmd: &cc, app: &app, revision: &revision, batch: &batch}
-	var out bytes.Buffer
-	e := &env{Stdout: &out, Stderr: &out, Stdin: strings.NewReader(""), Getenv: svc.e.Getenv, Logger: svc.e.Logger}
-	if err := d.rollout(ctx, e, s, fl, map[string]string{app: revision}, "deploy"); err != nil {
-		return fmt.Errorf("deploy %s@%s: %s", app, revision, strings.TrimSpace(out.String()))
+	return &deployFlags{fleetCmd: &cc, app: &app, batch: &batch}, fl, nil
+}
+
+// rolloutEnv is the env a rollout of the service prints to: a buffer, for
+// the action's error.
+func (svc *service) rolloutEnv() (*env, *bytes.Buffer) {
+	out := &bytes.Buffer{}
+	return &env{Stdout: out, Stderr: out, Stdin: strings.NewReader(""), Getenv: svc.e.Getenv, Logger: svc.e.Logger}, out
+}
+
+// rolloutFailure is the error of a failed rollout: what it printed when it
+// reported the failure itself (its hosts and the error), else err.
+func rolloutFailure(err error, out *bytes.Buffer) string {
+	var exit exitError
+	if errors.As(err, &exit) && out.Len() > 0 {
+		return strings.TrimSpace(out.String())
 	}
-	// The fleet's converger read the recorded revisions when it was built:
-	// build it again, or the next step would converge the hosts back.
+	return err.Error()
+}
+
+// recorded follows a rollout that recorded a revision: the fleet's
+// converger read the recorded revisions when it was built, so it is built
+// again (or the next step would converge the hosts back), and the loop
+// is asked for a step.
+func (svc *service) recorded(ctx context.Context, what string, s *config.Schedule) error {
 	if err := svc.openFleet(ctx, s); err != nil {
-		return fmt.Errorf("deploy %s@%s: done, but reopening the fleet failed: %w", app, revision, err)
+		return fmt.Errorf("%s: done, but reopening the fleet failed: %w", what, err)
 	}
-	svc.logger.Info("deployed", "app", app, "revision", revision)
 	svc.loop.Kick()
 	return nil
 }
+
+// serviceReleases gives an application's release history, as tide
+// rollback --list prints it, with the hosts' states the page's fleet
+// shows (inspected at most ten seconds ago).
+type serviceReleases struct{ svc *service }
+
+func (r serviceReleases) Releases(ctx context.Context, app string) (server.ReleaseView, error) {
+	svc := r.svc
+	svc.mu.Lock()
+	fl := svc.fleet
+	svc.mu.Unlock()
+	s := svc.currentSchedule()
+	from := func(ctx context.Context) ([]hostReleases, error) {
+		if fl == nil {
+			return nil, nil // --dry-run: no hosts are read
+		}
+		return appReleases(ctx, s, fl, app, func(ctx context.Context, hs []deployer.HostStatus) []*converge.HostState {
+			return svc.hostStates(ctx, fl, hs)
+		})
+	}
+	l, err := listReleases(ctx, s, svc.flags.stateDir, app, from)
+	if err != nil {
+		return server.ReleaseView{}, err
+	}
+	return releaseView(l), nil
+}
+
+// releaseView is the server's copy of a release list: the same JSON.
+func releaseView(l releaseList) server.ReleaseView {
+	v := server.ReleaseView{App: l.App, Current: l.Current, Rollback: l.Rollback,
+		History: make([]server.ReleaseRow, len(l.History)), Hosts: make([]server.HostReleases, len(l.Hosts))}
+	for i, r := range l.History {
+		v.History[i] = server.ReleaseRow{Revision: r.Revision, State: r.State, Hosts: r.Hosts}
+	}
+	for i, h := range l.Hosts {
+		v.Hosts[i] = server.HostReleases{Label: h.Label, Role: h.Role, Answered: h.Answered, Current: h.Current, Releases: h.Releases}
+	}
+	return v
+}
+
+var (
+	_ server.Actions  = serviceActions{}
+	_ server.Releases = serviceReleases{}
+)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -427,28 +428,39 @@ func TestServeDeploysARevision(t *testing.T) {
 	}
 	eventually(t, 60*time.Second, "two web hosts running site 1.0 with 2 processes each", func() bool { return allAt("1.0", 2) })
 
-	req, _ := http.NewRequest(http.MethodPost, s.addr+"/api/deploy", strings.NewReader(`{"app":"site","revision":"1.1"}`))
-	req.Header.Set("Authorization", "Bearer "+testAPIToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	post := func(path, body string) (int, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, s.addr+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testAPIToken)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		t.Fatalf("POST /api/deploy: %d %s", resp.StatusCode, b)
+	// act posts an action and waits for it to finish without error.
+	act := func(path, body, kind, rev string) {
+		t.Helper()
+		code, b := post(path, body)
+		var started server.ActionStatus
+		if code != http.StatusAccepted || json.Unmarshal(b, &started) != nil || started.Kind != kind || started.Revision != rev {
+			t.Fatalf("POST %s %s: %d %s, want 202 and a %s to %s", path, body, code, b, kind, rev)
+		}
+		var st struct {
+			Action *server.ActionStatus `json:"action"`
+		}
+		eventually(t, 60*time.Second, "the "+kind+" to finish", func() bool {
+			s.get(t, "/api/status", &st)
+			return st.Action != nil && st.Action.Started.Equal(started.Started) && !st.Action.Running && st.Action.Finished != nil
+		})
+		if st.Action.Error != "" {
+			t.Fatalf("%s to %s failed: %s", kind, rev, st.Action.Error)
+		}
 	}
-	var st struct {
-		Action *server.ActionStatus `json:"action"`
-	}
-	eventually(t, 60*time.Second, "the deploy to finish", func() bool {
-		s.get(t, "/api/status", &st)
-		return st.Action != nil && !st.Action.Running && st.Action.Finished != nil
-	})
-	if st.Action.Error != "" {
-		t.Fatalf("deploy failed: %s", st.Action.Error)
-	}
+	act("/api/deploy", `{"app":"site","revision":"1.1"}`, "deploy", "1.1")
 	// The inspection cache is at most 10s old.
 	eventually(t, 30*time.Second, "both hosts on site 1.1", func() bool { return allAt("1.1", 2) })
 
@@ -470,6 +482,79 @@ func TestServeDeploysARevision(t *testing.T) {
 		d := rec.Apps["site"]
 		return d.Revision == "1.2" && strings.Join(d.History, " ") == "1.0 1.1 1.2"
 	})
+
+	// The API shows that history, and rolls it back as tide rollback does.
+	// releases checks GET /api/releases; onDisk is each host's releases,
+	// the one switched to last at the end.
+	releases := func(step, current, rollback, onDisk string, rows ...string) {
+		t.Helper()
+		var v server.ReleaseView
+		if code := s.get(t, "/api/releases?app=site", &v); code != 200 {
+			t.Fatalf("%s: GET /api/releases: %d", step, code)
+		}
+		var got []string
+		for _, r := range v.History {
+			got = append(got, r.Revision+":"+r.State+":"+strings.Join(r.Hosts, ","))
+		}
+		if v.Current != current || v.Rollback != rollback || !slices.Equal(got, rows) {
+			t.Errorf("%s: releases current %q, rollback %q, history %q; want %q, %q, %q", step, v.Current, v.Rollback, got, current, rollback, rows)
+		}
+		if len(v.Hosts) != 2 {
+			t.Fatalf("%s: releases on %d hosts, want 2: %+v", step, len(v.Hosts), v.Hosts)
+		}
+		for _, h := range v.Hosts {
+			if !h.Answered || h.Current != current || strings.Join(h.Releases, " ") != onDisk {
+				t.Errorf("%s: %s shows current %q, releases %q (answered %v); want %s, %s", step, h.Label, h.Current, h.Releases, h.Answered, current, onDisk)
+			}
+		}
+	}
+	recorded := func(step, current string) {
+		t.Helper()
+		rec, err := converge.LoadRevisions(converge.RevisionsPath(s.stateDir, "deployed"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := rec.Apps["site"]; d.Revision != current || strings.Join(d.History, " ") != "1.0 1.1 1.2" || d.ScheduleRevision != "1.2" {
+			t.Errorf("%s: recorded %+v, want %s current in 1.0 1.1 1.2 over the schedule's 1.2", step, d, current)
+		}
+	}
+	releases("after 1.2", "1.2", "1.1", "1.0 1.1 1.2", "1.0:earlier:web-1,web-2", "1.1:earlier:web-1,web-2", "1.2:current:web-1,web-2")
+
+	act("/api/rollback", `{"app":"site"}`, "rollback", "1.1")
+	eventually(t, 30*time.Second, "both hosts back on site 1.1", func() bool { return allAt("1.1", 2) })
+	recorded("after rolling back", "1.1")
+	releases("after rolling back", "1.1", "1.0", "1.0 1.2 1.1", "1.0:earlier:web-1,web-2", "1.1:current:web-1,web-2", "1.2:rolled back from:web-1,web-2")
+
+	act("/api/rollback", `{"app":"site","to":"1.0"}`, "rollback", "1.0")
+	eventually(t, 30*time.Second, "both hosts back on site 1.0", func() bool { return allAt("1.0", 2) })
+	recorded("after rolling back to 1.0", "1.0")
+	releases("after rolling back to 1.0", "1.0", "", "1.2 1.1 1.0", "1.0:current:web-1,web-2", "1.1:rolled back from:web-1,web-2", "1.2:rolled back from:web-1,web-2")
+	for body, want := range map[string]string{
+		`{"app":"site"}`:            "409 no earlier release of site recorded: 1.0 is the oldest of its history",
+		`{"app":"site","to":"0.9"}`: `400 no release "0.9" of site, recorded or on its hosts; known: 1.0, 1.1, 1.2`,
+	} {
+		code, b := post("/api/rollback", body)
+		var e struct{ Error string }
+		if json.Unmarshal(b, &e); fmt.Sprint(code, " ", e.Error) != want {
+			t.Errorf("POST /api/rollback %s: %d %s, want %s", body, code, b, want)
+		}
+	}
+	// The loop's steps keep the revision rolled back to, not the file's.
+	var st struct {
+		LastStep *time.Time `json:"last_step"`
+	}
+	s.get(t, "/api/status", &st)
+	since := time.Now()
+	if st.LastStep != nil {
+		since = *st.LastStep
+	}
+	eventually(t, 30*time.Second, "two more steps of the loop", func() bool {
+		s.get(t, "/api/status", &st)
+		return st.LastStep != nil && st.LastStep.Sub(since) >= 2*time.Second
+	})
+	if !allAt("1.0", 2) {
+		t.Errorf("the loop took the hosts off 1.0: %+v", hosts())
+	}
 }
 
 const slowSetupSchedule = `name: slow

@@ -13,7 +13,8 @@
   // colours are repeated here (they match style.css).
   const COLOR = { load: "#1f6feb", forecast: "#8250df", desired: "#d1570b", ready: "#1a7f37" };
 
-  const state = { roles: [], features: [], lastSlow: 0, timer: null, busy: false, again: false, formsFilled: false };
+  const state = { roles: [], features: [], lastSlow: 0, timer: null, busy: false, again: false, formsFilled: false,
+    action: null, releases: null };
 
   // ---- tiny DOM helpers ----
   function h(tag, attrs, ...kids) {
@@ -150,7 +151,9 @@
       renderStatus(status, null);
       const has = (f) => state.features.includes(f);
       const jobs = [
-        api("GET", "/api/roles").then(renderRoles),
+        // The releases are those of the app the deploy form selects,
+        // known once the roles filled it.
+        api("GET", "/api/roles").then(renderRoles).then(() => has("releases") && has("actions") ? loadReleases() : null),
         has("fleet") ? api("GET", "/api/fleet").then(renderFleet).catch(showFleetError) : null,
         has("overrides") ? api("GET", "/api/overrides").then(renderOverrides) : null,
         has("history") ? api("GET", "/api/decisions?changes=true&limit=60").then(renderDecisions) : null,
@@ -175,6 +178,7 @@
     const has = (f) => state.features.includes(f);
     $("#override-panel").hidden = !has("overrides");
     $("#deploy-panel").hidden = !has("actions");
+    $("#releases").hidden = !has("releases");
   }
 
   function renderStatus(st, err) {
@@ -206,9 +210,14 @@
   }
 
   function renderAction(a) {
+    const was = state.action;
+    state.action = a || null;
+    if (!!(was && was.running) !== !!(a && a.running) && state.releases) renderReleases(state.releases);
     const el = $("#action");
     if (!a) { replace(el); return; }
-    const what = a.kind === "deploy" ? `deploy ${a.app} ${a.revision}` : "apply";
+    let what = "apply";
+    if (a.kind === "deploy") what = `deploy ${a.app} ${a.revision}`;
+    else if (a.kind === "rollback") what = `rollback ${a.app} to ${a.revision || "the previous release"}`;
     let text;
     if (a.running) text = `${what}: running since ${when(a.started)}`;
     else if (a.error) text = `${what} failed at ${when(a.finished)}: ${a.error}`;
@@ -509,6 +518,86 @@
     chartsSoon();
     refresh();
   }
+  // ---- releases and rollback ----
+  async function loadReleases() {
+    const app = $("#deploy-form [name=app]").value;
+    if (!app) return;
+    try {
+      const v = await api("GET", "/api/releases?app=" + encodeURIComponent(app));
+      if (v.app === $("#deploy-form [name=app]").value) renderReleases(v);
+    } catch (e) {
+      if (e.status === 401) throw e;
+      state.releases = null;
+      replace($("#releases-summary"), h("span", { class: "form-msg err" }, "Release history unavailable: " + e.message));
+      replace($("#release-list"));
+      const btn = $("#rollback");
+      btn.disabled = true;
+      btn.title = "the release history could not be read";
+    }
+  }
+
+  function renderReleases(v) {
+    state.releases = v;
+    const running = !!(state.action && state.action.running);
+    const busy = running ? `wait: a ${state.action.kind} is running` : null;
+    replace($("#releases-summary"),
+      h("strong", {}, v.app), ": current ", h("span", { class: "mono", id: "release-current" }, v.current || "–"),
+      v.rollback ? [" · a rollback goes to ", h("span", { class: "mono" }, v.rollback)] : " · no earlier release recorded");
+    const btn = $("#rollback");
+    btn.disabled = !v.rollback || running;
+    btn.title = !v.rollback ? `no earlier release of ${v.app} recorded: ${v.current || "nothing"} is the oldest of its history`
+      : busy || `roll ${v.app} back from ${v.current} to ${v.rollback}`;
+    const total = (v.hosts || []).length;
+    const rows = (v.history || []).map((r) => {
+      const cls = { "current": "current", "rolled back from": "gone", "on hosts only": "hosts-only" }[r.state] || null;
+      const hosts = r.hosts || [];
+      const where = !hosts.length ? "–" : hosts.length <= 3 ? hosts.join(", ") : `${hosts.length} of ${total} hosts`;
+      let act = null;
+      if (r.state !== "current") {
+        const forward = r.state === "rolled back from";
+        act = h("button", { type: "button", class: "small secondary", "data-to": r.revision, disabled: running,
+          title: busy || `roll ${v.app} ${forward ? "forward" : "back"} from ${v.current} to ${r.revision}`,
+          onclick: () => rollback(v.app, v.current, r.revision, forward) }, forward ? "Roll forward" : "Roll back");
+      }
+      return h("tr", { class: cls, "data-revision": r.revision },
+        h("td", { class: "mono", title: r.state === "current" ? "the revision the hosts run now" : null }, r.revision),
+        h("td", {}, r.state),
+        h("td", { title: hosts.join(" ") || "on no host" }, where),
+        h("td", { class: "act" }, act));
+    });
+    const box = $("#release-list");
+    const open = !!box.querySelector("details[open]");
+    replace(box,
+      rows.length ? h("table", { class: "rel" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Revision"), h("th", {}, "History"), h("th", {}, "On hosts"), h("th", {}))),
+        h("tbody", {}, rows)) : h("div", { class: "empty small" }, `No release of ${v.app} recorded yet.`),
+      total ? h("details", { class: "host-rel", open },
+        h("summary", {}, `Releases on the ${total} host${total === 1 ? "" : "s"} (oldest first)`),
+        h("ul", {}, v.hosts.map((x) => h("li", { "data-host": x.label, class: x.answered && x.current !== v.current ? "differs" : null },
+          h("span", { class: "mono" }, x.label), " · ",
+          x.answered ? [`current ${x.current || "–"}`, " · on disk ", h("span", { class: "mono" }, (x.releases || []).join(" ") || "–")]
+            : "not answering")))) : null);
+  }
+
+  // rollback asks, naming from and to, and sends the revision the
+  // operator agreed to (not "one step back", which the history could
+  // change meanwhile).
+  async function rollback(app, from, to, forward) {
+    const msg = $("#deploy-msg");
+    if (!window.confirm(`Roll ${app} ${forward ? "forward" : "back"} from ${from} to ${to}?\n\nEvery host of ${app} switches to ${to} and restarts its processes.`)) return;
+    try {
+      const st = await api("POST", "/api/rollback", { app, to });
+      setMsg(msg, true, `Rolling ${app} ${forward ? "forward" : "back"} to ${st.revision || to}…`);
+    } catch (e) {
+      if (e.status !== 401) setMsg(msg, false, e.message);
+    }
+    refresh();
+  }
+  function rollbackOneStep() {
+    const v = state.releases;
+    if (v && v.rollback) rollback(v.app, v.current, v.rollback, false);
+  }
+
   async function applyNow() {
     const msg = $("#deploy-msg");
     try {
@@ -630,6 +719,14 @@
     });
     $("#deploy-form").addEventListener("submit", submitDeploy);
     $("#apply").addEventListener("click", applyNow);
+    $("#rollback").addEventListener("click", rollbackOneStep);
+    $("#deploy-form [name=app]").addEventListener("change", () => {
+      replace($("#releases-summary"), "loading…");
+      replace($("#release-list"));
+      $("#rollback").disabled = true;
+      state.releases = null;
+      if (state.features.includes("releases")) loadReleases().catch(() => {});
+    });
     let resizeTimer = null;
     window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(() => { state.lastSlow = 0; refresh(); }, 300); });
     window.addEventListener("hashchange", () => {
