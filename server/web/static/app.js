@@ -178,7 +178,7 @@
     const has = (f) => state.features.includes(f);
     $("#override-panel").hidden = !has("overrides");
     $("#deploy-panel").hidden = !has("actions");
-    $("#releases").hidden = !has("releases");
+    $("#releases").hidden = !has("releases") || !$("#deploy-form [name=app]").options.length;
   }
 
   function renderStatus(st, err) {
