@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 
 	"github.com/tideops/tide/config"
+	"github.com/tideops/tide/converge"
+	"github.com/tideops/tide/objstore/dir"
+	"github.com/tideops/tide/objstore/s3"
 )
 
 // backupStore says where a fleet's backups go: the schedule's
@@ -55,4 +59,48 @@ func sameStore(a, b string) bool {
 		return filepath.Clean(loc)
 	}
 	return norm(a) == norm(b)
+}
+
+// s3Clients returns a function giving the S3 client of a schedule's
+// region (AWS_ENDPOINT_URL_S3 points it elsewhere, path-style), made at
+// the first call.
+func s3Clients(ctx context.Context, e *env, s *config.Schedule) func() (*s3.Client, error) {
+	var client *s3.Client
+	return func() (*s3.Client, error) {
+		if client != nil {
+			return client, nil
+		}
+		endpoint := e.Getenv("AWS_ENDPOINT_URL_S3")
+		c, err := s3.New(ctx, s3.Options{Region: s.Cloud.Region, Endpoint: endpoint, PathStyle: endpoint != ""})
+		if err != nil {
+			return nil, err
+		}
+		client = c
+		return c, nil
+	}
+}
+
+// openBackupStore opens the store the fleet's backups go to (see
+// backupStore); nil when the fleet has none, which only a fleet without a
+// stateful role may have.
+func openBackupStore(e *env, s *config.Schedule, stateDir, cloudName string, s3Client func() (*s3.Client, error)) (converge.Store, error) {
+	stateDir, err := filepath.Abs(stateDir)
+	if err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	loc, err := backupStore(e, s, stateDir, cloudName)
+	switch {
+	case err != nil:
+		return nil, err
+	case loc == "":
+		return nil, nil
+	case strings.HasPrefix(loc, "s3://"):
+		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(loc, "s3://"), "/")
+		c, err := s3Client()
+		if err != nil {
+			return nil, err
+		}
+		return c.Store(bucket, prefix), nil
+	}
+	return dir.New(loc)
 }

@@ -20,8 +20,6 @@ import (
 	"github.com/tideops/tide/converge"
 	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/fleet"
-	"github.com/tideops/tide/objstore/dir"
-	"github.com/tideops/tide/objstore/s3"
 )
 
 func init() {
@@ -625,34 +623,9 @@ func openConverger(ctx context.Context, e *env, s *config.Schedule, stateDir, cl
 		return nil, nil, err
 	}
 	o := converge.Options{Schedule: s, Revisions: revs.Effective(s), FetchCAFile: e.Getenv("TIDE_FETCH_CA_FILE"), Logger: log}
-	var client *s3.Client
-	s3Client := func() (*s3.Client, error) {
-		if client != nil {
-			return client, nil
-		}
-		var err error
-		endpoint := e.Getenv("AWS_ENDPOINT_URL_S3")
-		client, err = s3.New(ctx, s3.Options{Region: s.Cloud.Region, Endpoint: endpoint, PathStyle: endpoint != ""})
-		return client, err
-	}
-	loc, err := backupStore(e, s, stateDir, cloudName)
-	if err != nil {
+	s3Client := s3Clients(ctx, e, s)
+	if o.Store, err = openBackupStore(e, s, stateDir, cloudName, s3Client); err != nil {
 		return nil, nil, err
-	}
-	switch {
-	case strings.HasPrefix(loc, "s3://"):
-		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(loc, "s3://"), "/")
-		c, err := s3Client()
-		if err != nil {
-			return nil, nil, err
-		}
-		o.Store = c.Store(bucket, prefix)
-	case loc != "":
-		st, err := dir.New(loc)
-		if err != nil {
-			return nil, nil, err
-		}
-		o.Store = st
 	}
 	if o.Store != nil {
 		// Backups are spooled on the state directory's disk, not in

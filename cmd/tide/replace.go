@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -17,8 +16,6 @@ import (
 	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/fleet"
 	"github.com/tideops/tide/objstore"
-	"github.com/tideops/tide/objstore/dir"
-	"github.com/tideops/tide/objstore/s3"
 )
 
 func init() {
@@ -89,7 +86,11 @@ func runReplace(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	// fail the new hosts' restores too.
 	var before map[string]restorePoint
 	if *discard {
-		st, err := openBackupStore(ctx, e, s, *c.stateDir)
+		cloudName := s.Cloud.Provider
+		if cloudName == "" {
+			cloudName = "local"
+		}
+		st, err := openBackupStore(e, s, *c.stateDir, cloudName, s3Clients(ctx, e, s))
 		if err != nil {
 			return err
 		}
@@ -258,35 +259,4 @@ func printDiscarded(w io.Writer, ds []discardedHost, why string) {
 			}
 		}
 	}
-}
-
-// openBackupStore opens the store the fleet's backups go to, as the
-// converger does (deploy.go's openConverger): the schedule's
-// backups.store, TIDE_BACKUP_STORE, or STATE_DIR/backups. It is nil when
-// the fleet has no stateful role and no store.
-func openBackupStore(ctx context.Context, e *env, s *config.Schedule, stateDir string) (converge.Store, error) {
-	stateDir, err := filepath.Abs(stateDir)
-	if err != nil {
-		return nil, fmt.Errorf("--state-dir: %w", err)
-	}
-	cloudName := s.Cloud.Provider
-	if cloudName == "" {
-		cloudName = "local"
-	}
-	loc, err := backupStore(e, s, stateDir, cloudName)
-	switch {
-	case err != nil:
-		return nil, err
-	case loc == "":
-		return nil, nil // no stateful role: backupStore refuses one without a store
-	case strings.HasPrefix(loc, "s3://"):
-		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(loc, "s3://"), "/")
-		endpoint := e.Getenv("AWS_ENDPOINT_URL_S3")
-		c, err := s3.New(ctx, s3.Options{Region: s.Cloud.Region, Endpoint: endpoint, PathStyle: endpoint != ""})
-		if err != nil {
-			return nil, err
-		}
-		return c.Store(bucket, prefix), nil
-	}
-	return dir.New(loc)
 }
