@@ -201,3 +201,92 @@ func (h holt) oneStepScale(x []float64) float64 {
 	}
 	return 1.48 * median(abs)
 }
+
+// holtLeads are the leads whose errors choose the smoothing parameters of
+// a fit serving forecasts up to h steps ahead: 1, h/4 and h; nil (one-step
+// errors) for h <= 1.
+func holtLeads(h int) []int {
+	if h <= 1 {
+		return nil
+	}
+	out := []int{1}
+	for _, l := range []int{h / 4, h} {
+		if l > out[len(out)-1] {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// fitHoltLeads chooses the smoothing parameters on the grid by the robust
+// loss of the forecasts at the given leads (in steps), each lead's loss
+// scaled by its Huber clip squared so that the leads weigh alike; without
+// leads it is fitHolt. Scoring the leads a forecast serves rather than the
+// next step alone keeps a trend that one-step errors reward (it follows
+// the last wiggle) from being extrapolated a day ahead: on the validation
+// windows before the M4 Hourly holdout, leads 1, 12 and 48 brought mean
+// MASE 0.762 -> 0.757 and sMAPE down on each of the three windows.
+func fitHoltLeads(x []float64, leads []int) holt {
+	if len(leads) == 0 || len(x) == 0 {
+		return fitHolt(x)
+	}
+	x = x[max(0, len(x)-holtFitLen):]
+	n := len(x)
+	level0 := x[0]
+	burn := min(n/10, 24)
+	clips := make([]float64, len(leads))
+	d := make([]float64, 0, n)
+	for li, l := range leads {
+		d = d[:0]
+		for i := l; i < n; i++ {
+			d = append(d, math.Abs(x[i]-x[i-l]))
+		}
+		clips[li] = math.Inf(1)
+		if len(d) > 0 {
+			if m := median(d); m > 0 {
+				clips[li] = 3 * 1.48 * m
+			}
+		}
+	}
+	lv := make([]float64, n)
+	tr := make([]float64, n)
+	best := holt{alpha: 0.5, phi: 0.9, level: level0}
+	bestLoss := math.Inf(1)
+	for _, a := range holtAlphas {
+		for _, b := range holtBetas {
+			for pi, p := range holtPhis {
+				if b == 0 && pi > 0 {
+					continue
+				}
+				h := holt{alpha: a, beta: b, phi: p, level: level0}
+				for i, v := range x {
+					h.update(v)
+					lv[i], tr[i] = h.level, h.trend
+				}
+				loss := 0.0
+				for li, l := range leads {
+					c := clips[li]
+					if math.IsInf(c, 1) || burn+l >= n {
+						continue
+					}
+					// The damped trend's sum over l steps: phi + ... + phi^l.
+					s, f := 0.0, 1.0
+					for k := 0; k < l; k++ {
+						f *= p
+						s += f
+					}
+					sl := 0.0
+					for t := burn; t+l < n; t++ {
+						sl += huber(x[t+l]-(lv[t]+s*tr[t]), c)
+					}
+					loss += sl / float64(n-l-burn) / (c * c)
+				}
+				if loss < bestLoss {
+					bestLoss = loss
+					best = h
+				}
+			}
+		}
+	}
+	return best
+}

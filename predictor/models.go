@@ -13,11 +13,19 @@ type spec struct {
 	log       bool   // fit on log values (multiplicative seasonality)
 	dec       decays // seasonal profile decays
 	shortOnly bool   // use the shortest period only
+	sdiff     int    // > 0: AR of this order on the seasonal differences of the shortest period
+	noDrift   bool   // sdiff without intercept: the differences revert to 0
 }
 
 // candidates is the family ForecastSeries chooses from by validation. The
 // decomposition models span from "last cycle" profiles (low decay, like
-// seasonal naive but with a smoothed level) to long averages.
+// seasonal naive but with a smoothed level) to long averages. The sdiff-ar
+// models forecast the change since a day ago with an AR(3), with and
+// without drift: on smooth series (such as the M4 Hourly ones whose
+// daily shape barely changes and whose level wanders) the decompositions
+// misplace the level by more than the small day-to-day change that scales
+// MASE. Added after cross-validation on the three windows of 48 values
+// before the M4 Hourly holdout: mean MASE 0.854 -> 0.762.
 var candidates = []spec{
 	{name: "seasonal-naive", naive: true},
 	{name: "weekly-naive", longNaive: true},
@@ -29,6 +37,8 @@ var candidates = []spec{
 	{name: "stl+ets", dec: decays{0.7, 0}, shortOnly: true},
 	{name: "log-mstl+ets", log: true, dec: decays{0.3, 0.6}},
 	{name: "log-mstl+ets", log: true, dec: decays{0.6, 1}},
+	{name: "sdiff-ar", sdiff: 3},
+	{name: "sdiff-ar", sdiff: 3, noDrift: true},
 }
 
 // model is a fitted candidate.
@@ -38,6 +48,7 @@ type model struct {
 	dec  decomposition
 	ets  holt
 	tail []float64 // last season, for seasonal naive
+	sd   *sdiffAR  // for sdiff specs; nil: seasonal naive instead
 }
 
 // applicable reports whether s can be fitted to y.
@@ -53,24 +64,37 @@ func (s spec) applicable(y []float64) bool {
 	return true
 }
 
-// fit fits s to y with the given seasonal periods.
-func (s spec) fit(y []float64, periods []int) *model { return s.fitW(y, periods, nil) }
-
-// fitW is fit with prior weights per value (nil: all 1), used to give
-// imputed values no say in the seasonal profiles.
-func (s spec) fitW(y []float64, periods []int, w0 []float64) *model {
-	return s.fitWith(y, periods, w0, nil, nil)
+// fit fits s to y with the given seasonal periods, for forecasts up to h
+// steps ahead (see fitWith).
+func (s spec) fit(y []float64, periods []int, h int) *model {
+	return s.fitWith(y, periods, nil, nil, nil, h)
 }
 
-// fitWith is fitW that, when ets is not nil, keeps ets's smoothing
-// parameters instead of choosing them: the level and trend are replayed
-// on the seasonally adjusted values, which costs one pass where choosing
-// costs the grid's. sc, if not nil, provides the working arrays.
-func (s spec) fitWith(y []float64, periods []int, w0 []float64, ets *holt, sc *scratch) *model {
+// fitWith fits s to y with the given seasonal periods. w0 gives prior
+// weights per value (nil: all 1), used to give imputed values no say in
+// the seasonal profiles. When ets is not nil, its smoothing parameters are
+// kept instead of chosen: the level and trend are replayed on the
+// seasonally adjusted values, which costs one pass where choosing costs
+// the grid's. sc, if not nil, provides the working arrays. h is the
+// longest lead the fit serves: with h > 1 the smoothing parameters are
+// chosen on the errors of forecasts 1, h/4 and h steps ahead (see
+// fitHoltLeads), else on one-step errors.
+func (s spec) fitWith(y []float64, periods []int, w0 []float64, ets *holt, sc *scratch, h int) *model {
 	m := &model{spec: s, n: len(y)}
 	ps := usablePeriods(periods, len(y))
 	if s.longNaive {
 		m.tail = levelNaive(y, ps)
+		return m
+	}
+	if s.sdiff > 0 {
+		p := 1
+		if len(ps) > 0 {
+			p = ps[0]
+		}
+		m.sd = fitSdiffAR(y, p, s.sdiff, !s.noDrift)
+		if m.sd == nil {
+			m.tail = append([]float64(nil), y[len(y)-min(p, len(y)):]...)
+		}
 		return m
 	}
 	if s.naive {
@@ -101,15 +125,18 @@ func (s spec) fitWith(y []float64, periods []int, w0 []float64, ets *holt, sc *s
 	if ets != nil {
 		m.ets = replayHolt(m.dec.adjusted, *ets)
 	} else {
-		m.ets = fitHolt(m.dec.adjusted)
+		m.ets = fitHoltLeads(m.dec.adjusted, holtLeads(h))
 	}
 	return m
 }
 
 // forecast returns the forecasts for the h steps after the fitted values.
 func (m *model) forecast(h int) []float64 {
+	if m.sd != nil {
+		return m.sd.forecast(h)
+	}
 	f := make([]float64, h)
-	if m.spec.naive || m.spec.longNaive {
+	if m.spec.naive || m.spec.longNaive || m.spec.sdiff > 0 {
 		for j := range f {
 			if len(m.tail) > 0 {
 				f[j] = m.tail[j%len(m.tail)]

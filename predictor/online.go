@@ -451,7 +451,7 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 		}
 		f.logFloor /= 2
 	}
-	f.m = sel.spec.fitWith(y, o.periods, w0, keep, &o.scratch)
+	f.m = sel.spec.fitWith(y, o.periods, w0, keep, &o.scratch, 0)
 	if keep == nil {
 		ch.ets = f.m.ets
 	}

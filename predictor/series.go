@@ -38,7 +38,7 @@ func selectFrom(cands []spec, y []float64, periods []int, hv int, w0 []float64, 
 		if w0 != nil {
 			w = w0[:n-hv]
 		}
-		f := s.fitWith(train, periods, w, nil, sc).forecast(hv)
+		f := s.fitWith(train, periods, w, nil, sc, 0).forecast(hv)
 		score := 0.0
 		for j := range f {
 			score += math.Abs(test[j] - f[j])
@@ -85,7 +85,7 @@ func rankCandidates(cands []spec, y []float64, periods []int, hv, windows int) [
 				break
 			}
 			train, test := y[:end-hv], y[end-hv:end]
-			f := s.fit(train, periods).forecast(hv)
+			f := s.fit(train, periods, hv).forecast(hv)
 			e := 0.0
 			for j := range f {
 				e += math.Abs(test[j] - f[j])
@@ -107,7 +107,7 @@ func rankCandidates(cands []spec, y []float64, periods []int, hv, windows int) [
 func combine(specs []spec, y []float64, periods []int, h int) []float64 {
 	fs := make([][]float64, len(specs))
 	for i, s := range specs {
-		fs[i] = s.fit(y, periods).forecast(h)
+		fs[i] = s.fit(y, periods, h).forecast(h)
 	}
 	out := make([]float64, h)
 	col := make([]float64, len(specs))
@@ -134,11 +134,13 @@ const (
 // hourly data). It returns the point forecast and the upper quantile per
 // step.
 //
-// The candidates (seasonal naive and MSTL-style decompositions with
+// The candidates (seasonal naive, MSTL-style decompositions with
 // damped-trend exponential smoothing of the seasonally adjusted series,
-// additive or on logs) are ranked per series by their mean accuracy over
-// the last three windows of h values; the forecast is the per-step mean of
-// the best two, refitted on all of y. The upper quantile adds the empirical quantile of the
+// additive or on logs, its smoothing chosen on the errors 1, h/4 and h
+// steps ahead, and autoregressions on the daily differences) are ranked
+// per series by their mean accuracy over the last three windows of h
+// values; the forecast is the per-step mean of the best two, refitted on
+// all of y. The upper quantile adds the empirical quantile of the
 // combination's errors on earlier windows to the point forecast.
 func ForecastSeries(y []float64, periods []int, h int, quantile float64) (point, upper []float64) {
 	if h <= 0 {
