@@ -41,17 +41,26 @@ func isolateSDK(t testing.TB) {
 	}
 }
 
+// The credentials test servers accept and providers sign with.
+const (
+	testAccessKey = "AKIDTEST"
+	testSecret    = "secret"
+)
+
 // newProvider starts an EC2 test server and returns a Provider talking to
 // it through the real SDK client.
 func newProvider(t testing.TB, so ec2test.Options, mod func(*aws.Options)) (*aws.Provider, *ec2test.TestServer) {
 	t.Helper()
 	isolateSDK(t)
+	if so.Credentials == nil {
+		so.Credentials = map[string]string{testAccessKey: testSecret}
+	}
 	srv := ec2test.NewTestServer(t, so)
 	opts := aws.Options{
 		Region:       "us-east-1",
 		Endpoint:     srv.URL,
 		HTTPClient:   &http.Client{Transport: aws.BufferedBodies{Next: http.DefaultTransport.(*http.Transport).Clone()}},
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(testAccessKey, testSecret, ""),
 		WaitMinDelay: time.Millisecond,
 		WaitMaxDelay: 5 * time.Millisecond,
 		Retry:        aws.RetryOptions{Mode: sdkaws.RetryModeStandard, Backoff: noBackoff},
@@ -349,6 +358,82 @@ func TestInsufficientCapacityCarriesTypeAndZone(t *testing.T) {
 	}
 	if ice.Type != "t3.micro" || ice.Zone != "us-east-1b" {
 		t.Errorf("capacity error for %s in %s, want t3.micro in us-east-1b", ice.Type, ice.Zone)
+	}
+}
+
+// TestAuthFailures: calls EC2 refuses to authenticate fail at once (one
+// request, no retries) with an error wrapping aws.ErrAuthFailed that names
+// EC2's code and what to check, never as a throttle.
+func TestAuthFailures(t *testing.T) {
+	creds := func(key, secret string) func(*aws.Options) {
+		return func(o *aws.Options) { o.Credentials = credentials.NewStaticCredentialsProvider(key, secret, "") }
+	}
+	tests := []struct {
+		name     string
+		mod      func(*aws.Options)
+		inject   string // an error code the server answers every call with
+		wantCode string
+		wantHint string
+	}{
+		{name: "wrong secret", mod: creds(testAccessKey, "not-the-secret"),
+			wantCode: "SignatureDoesNotMatch", wantHint: "check the secret access key"},
+		{name: "unknown access key", mod: creds("AKIDUNKNOWN", testSecret),
+			wantCode: "AuthFailure", wantHint: "check the access key"},
+		{name: "another region", mod: func(o *aws.Options) { o.Region = "us-west-2" },
+			wantCode: "AuthFailure", wantHint: "the region"},
+		// The adaptive retryer (the default) must not retry either.
+		{name: "injected AuthFailure, adaptive retries", mod: func(o *aws.Options) { o.Retry.Mode = "" },
+			inject: "AuthFailure", wantCode: "AuthFailure"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, srv := newProvider(t, ec2test.Options{}, tt.mod)
+			if tt.inject != "" {
+				srv.FailNext("DescribeInstances", tt.inject, 100)
+				srv.FailNext("RunInstances", tt.inject, 100)
+			}
+			_, err := p.List(context.Background(), "office")
+			if !errors.Is(err, aws.ErrAuthFailed) || fleet.IsThrottled(err) {
+				t.Fatalf("List error = %v, want aws.ErrAuthFailed", err)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "listing fleet office: ec2 authentication failed (") ||
+				!strings.Contains(msg, tt.wantCode) || !strings.Contains(msg, tt.wantHint) {
+				t.Errorf("List error %q: want the code %s and the hint %q", msg, tt.wantCode, tt.wantHint)
+			}
+			if n := srv.Calls("DescribeInstances"); n != 1 {
+				t.Errorf("DescribeInstances sent %d times, want 1 (no retries)", n)
+			}
+			_, err = p.Launch(context.Background(), spec("web-1"))
+			if !errors.Is(err, aws.ErrAuthFailed) || !strings.HasPrefix(err.Error(), "launching web-1: ec2 authentication failed") {
+				t.Errorf("Launch error = %v, want aws.ErrAuthFailed", err)
+			}
+			if n := srv.Calls("RunInstances"); n != 1 {
+				t.Errorf("RunInstances sent %d times, want 1 (no retries)", n)
+			}
+			if n := len(srv.Instances()); n != 0 {
+				t.Errorf("%d instances launched by refused calls", n)
+			}
+		})
+	}
+}
+
+// TestClockSkew: with the server's clock ten minutes ahead of this
+// machine's, a call fails with RequestExpired and a hint to check the
+// clock; the SDK takes the server's time from the response's Date header,
+// so the next call is signed on a corrected clock and passes.
+func TestClockSkew(t *testing.T) {
+	p, srv := newProvider(t, ec2test.Options{Now: func() time.Time { return time.Now().Add(10 * time.Minute) }}, nil)
+	_, err := p.List(context.Background(), "office")
+	if !errors.Is(err, aws.ErrAuthFailed) || !strings.Contains(err.Error(), "RequestExpired") ||
+		!strings.Contains(err.Error(), "clock") {
+		t.Fatalf("List error = %v, want RequestExpired wrapped in aws.ErrAuthFailed", err)
+	}
+	if _, err := p.List(context.Background(), "office"); err != nil {
+		t.Fatalf("List after the SDK saw the server's clock: %v", err)
+	}
+	if n := srv.Calls("DescribeInstances"); n != 2 {
+		t.Errorf("DescribeInstances sent %d times, want 2", n)
 	}
 }
 

@@ -178,7 +178,7 @@ func (h withComments) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // through the SDK's decoder, across pages and with awkward tag values.
 func TestListFastAndSDKDecodeAgree(t *testing.T) {
 	ctx := context.Background()
-	srv := ec2test.NewServer(ec2test.Options{PendingPolls: 1})
+	srv := ec2test.NewServer(ec2test.Options{PendingPolls: 1, Credentials: map[string]string{"AKIDTEST": "secret"}})
 	for i := 1; i <= 30; i++ {
 		s := fleet.LaunchSpec{Fleet: "office", Role: "web", Label: fleet.Label("web", i), Type: "t3.micro",
 			Zone: "us-east-1b", Image: "ami-1", Tags: map[string]string{
@@ -221,7 +221,7 @@ func TestListFastAndSDKDecodeAgree(t *testing.T) {
 }
 
 func TestListErrorsStillTyped(t *testing.T) {
-	srv := ec2test.NewServer(ec2test.Options{})
+	srv := ec2test.NewServer(ec2test.Options{Credentials: map[string]string{"AKIDTEST": "secret"}})
 	p := newInternalProvider(t, srv, 0)
 	srv.FailNext("DescribeInstances", "RequestLimitExceeded", 100)
 	if _, err := p.List(context.Background(), "office"); !fleet.IsThrottled(err) {

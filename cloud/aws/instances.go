@@ -19,6 +19,15 @@ import (
 // a bug in whoever derives the tokens, never something to retry.
 var ErrClientTokenReused = errors.New("client token already used with other parameters")
 
+// ErrAuthFailed says EC2 refused to authenticate a call: unknown or
+// inactive access key, wrong secret, a signature for another region, a
+// request changed on the way, or this machine's clock too far from EC2's
+// (AuthFailure, SignatureDoesNotMatch, RequestExpired and the like). The
+// error wrapping it names EC2's code and what to check. Retrying does not
+// help: the provider does not retry these calls, but for the one retry the
+// SDK makes with its clock corrected when EC2's Date header shows it off.
+var ErrAuthFailed = errors.New("ec2 authentication failed")
+
 // liveStates are the states List asks for: every state but terminated.
 var liveStates = []string{
 	string(types.InstanceStateNamePending),
@@ -189,10 +198,14 @@ func (p *Provider) WaitRunning(ctx context.Context, ids []string, maxWait time.D
 }
 
 // mapError turns EC2's throttling, once the retries are spent, into
-// *fleet.ThrottledError; other errors pass through.
+// *fleet.ThrottledError, and authentication failures into errors wrapping
+// ErrAuthFailed with a hint; other errors pass through.
 func mapError(err error) error {
-	if isThrottle(err) {
+	switch {
+	case isThrottle(err):
 		return &fleet.ThrottledError{Err: err}
+	case isAuth(err):
+		return fmt.Errorf("%w (%s): %w", ErrAuthFailed, authHints[errorCode(err)], err)
 	}
 	return err
 }

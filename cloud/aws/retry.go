@@ -63,6 +63,9 @@ var _ aws.RetryerV2 = (*throttleRetryer)(nil)
 
 // IsErrorRetryable reports whether the SDK may retry after err. Capacity
 // errors come back as 500s, which the SDK would retry; they are final here.
+// Authentication failures (4xx) are final for the SDK already, but for the
+// one retry its clock skew correction makes when EC2's Date header shows
+// this machine's clock is off (TestAuthFailures, TestClockSkew).
 func (r *throttleRetryer) IsErrorRetryable(err error) bool {
 	if isCapacity(err) {
 		return false
@@ -94,6 +97,22 @@ func isCapacity(err error) bool {
 		return true
 	}
 	return false
+}
+
+// authHints maps the codes with which EC2 refuses to authenticate a call to
+// what to check.
+var authHints = map[string]string{
+	"AuthFailure":                "check the access key, that it is active, and the region",
+	"InvalidClientTokenId":       "check the access key",
+	"MissingAuthenticationToken": "no credentials were sent",
+	"SignatureDoesNotMatch":      "check the secret access key; a proxy may have changed the request",
+	"IncompleteSignature":        "the request's signature is malformed",
+	"RequestExpired":             "check this machine's clock: the request's signing time is too far from EC2's",
+}
+
+func isAuth(err error) bool {
+	_, ok := authHints[errorCode(err)]
+	return ok
 }
 
 func isThrottle(err error) bool {

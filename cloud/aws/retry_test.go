@@ -25,6 +25,11 @@ func TestThrottleRetryer(t *testing.T) {
 	if !r.IsErrorRetryable(throttle) {
 		t.Errorf("throttles not retried")
 	}
+	for _, code := range []string{"AuthFailure", "SignatureDoesNotMatch", "RequestExpired"} {
+		if r.IsErrorRetryable(&smithy.GenericAPIError{Code: code}) {
+			t.Errorf("%s retried", code)
+		}
+	}
 	tests := []struct {
 		name     string
 		attempt  int

@@ -3,6 +3,7 @@ package ec2local
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -11,6 +12,10 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/tideops/tide/cloud/ec2test"
 	"github.com/tideops/tide/cloud/local"
@@ -26,19 +31,37 @@ type Backend struct {
 	cloud *local.Provider
 	api   http.Handler // the server hosts tag their instances through
 	run   string       // keeps client tokens apart from earlier runs' hosts
-	mu    sync.Mutex
-	hosts map[string]string // EC2 instance id -> local instance id
+	// creds, region and now sign the hosts' API calls, as an instance
+	// profile's credentials would on EC2.
+	creds  aws.Credentials
+	region string
+	now    func() time.Time
+	mu     sync.Mutex
+	hosts  map[string]string // EC2 instance id -> local instance id
 }
 
 var _ ec2test.Backend = (*Backend)(nil)
 
 // NewServer returns an EC2 test server (opts.Backend is replaced) whose
-// instances are hosts of cloud, and its backend.
+// instances are hosts of cloud, and its backend. The server accepts
+// opts.Credentials and one more credential, made up here, that the hosts
+// sign their own calls with.
 func NewServer(opts ec2test.Options, cloud *local.Provider) (*ec2test.Server, *Backend) {
-	b := &Backend{cloud: cloud, run: randomHex(), hosts: map[string]string{}}
+	b := &Backend{cloud: cloud, run: randomHex(), hosts: map[string]string{},
+		creds: aws.Credentials{AccessKeyID: "EC2LOCAL" + strings.ToUpper(randomHex()), SecretAccessKey: randomHex() + randomHex()},
+		now:   opts.Now}
+	if b.now == nil {
+		b.now = time.Now
+	}
 	opts.Backend = b
+	opts.Credentials = maps.Clone(opts.Credentials)
+	if opts.Credentials == nil {
+		opts.Credentials = map[string]string{}
+	}
+	opts.Credentials[b.creds.AccessKeyID] = b.creds.SecretAccessKey
 	s := ec2test.NewServer(opts)
 	b.api = s
+	b.region = s.Region()
 	return s, b
 }
 
@@ -67,15 +90,18 @@ func (b *Backend) Start(ctx context.Context, id string, spec fleet.LaunchSpec) (
 	return "", nil
 }
 
-// tag sets one tag on an instance through the server's CreateTags. The
-// request carries a placeholder signature: ec2test checks that requests
-// are signed, not the signatures.
+// tag sets one tag on an instance through the server's CreateTags, in a
+// request signed with the hosts' credential.
 func (b *Backend) tag(ctx context.Context, id, key, value string) error {
 	form := url.Values{"Action": {"CreateTags"}, "Version": {"2016-11-15"},
 		"ResourceId.1": {id}, "Tag.1.Key": {key}, "Tag.1.Value": {value}}
-	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", strings.NewReader(form.Encode()))
+	body := form.Encode()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=ec2local/host")
+	sum := sha256.Sum256([]byte(body))
+	if err := v4.NewSigner().SignHTTP(ctx, b.creds, req, hex.EncodeToString(sum[:]), ec2test.Service, b.region, b.now()); err != nil {
+		return fmt.Errorf("tagging %s: signing: %w", id, err)
+	}
 	rec := httptest.NewRecorder()
 	b.api.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {

@@ -91,7 +91,15 @@ func waitAddress(t *testing.T, b *ec2local.Backend, id string) string {
 
 func TestInstancesAreLocalHosts(t *testing.T) {
 	cloud, signer := newCloud(t, "127.0.95.0/29")
-	srv, b := ec2local.NewServer(ec2test.DefaultOptions(), cloud)
+	opts := ec2test.DefaultOptions()
+	opts.Region = "eu-west-1"
+	opts.Credentials = map[string]string{"AKIDUSER": "user-secret"}
+	// The host tags its instance below in a request signed with the
+	// hosts' own credential, for the server's region.
+	srv, b := ec2local.NewServer(opts, cloud)
+	if len(opts.Credentials) != 1 {
+		t.Errorf("NewServer added to the caller's credentials: %v", opts.Credentials)
+	}
 	ctx := t.Context()
 
 	inst, err := srv.Add(ctx, spec("web-1"))

@@ -19,6 +19,17 @@
 //
 // ec2test imports only fleet from tide (plus the standard library); it must
 // not depend on the deployer, the scheduler or any cloud implementation.
-// It does not verify SigV4 signatures: it only requires that requests carry
-// one.
+//
+// Every request must be signed with AWS Signature Version 4 (the
+// Authorization header form the SDKs use) by one of the credentials in
+// Options.Credentials, for the server's region and the service "ec2". The
+// verifier is written from AWS's specification (canonical request, string to
+// sign, derived signing key, constant-time comparison) and answers as EC2
+// does: AuthFailure (401) for a missing signature, an unknown access key or
+// a credential scoped to another region or service; SignatureDoesNotMatch
+// (403) for a wrong secret or a request changed after signing;
+// RequestExpired (400) for a signing time more than Options.MaxSkew from the
+// server's clock; IncompleteSignature (400) for a malformed Authorization
+// header. Responses carry the server's clock in their Date header, from which
+// the SDK corrects its own. Presigned (query string) requests are refused.
 package ec2test

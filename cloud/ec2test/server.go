@@ -1,12 +1,14 @@
 package ec2test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"sort"
@@ -41,9 +43,21 @@ type Options struct {
 	// even when the request set no MaxResults). Zero means no cap beyond the
 	// request's MaxResults.
 	MaxPageSize int
-	// Now returns the time used for launch times and console timestamps.
-	// Nil means time.Now.
+	// Now returns the server's time: for launch times, console timestamps,
+	// the responses' Date header and the age of request signatures. Nil
+	// means time.Now.
 	Now func() time.Time
+
+	// Credentials maps the access key IDs the server accepts to their secret
+	// access keys. Every request must carry an AWS Signature Version 4
+	// Authorization header made with one of them, scoped to Region and the
+	// service "ec2"; with no credentials every request fails with
+	// AuthFailure.
+	Credentials map[string]string
+	// MaxSkew is how far a request's signing time (X-Amz-Date) may be from
+	// Now before the request fails with RequestExpired. Zero means
+	// DefaultMaxSkew (five minutes).
+	MaxSkew time.Duration
 }
 
 // DefaultOptions returns options close to what EC2 does, scaled down to a
@@ -58,6 +72,7 @@ func DefaultOptions() Options {
 type Server struct {
 	opts    Options
 	backend Backend
+	auth    *verifier
 
 	mu        sync.Mutex
 	seq       int
@@ -109,9 +124,19 @@ func NewServer(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxSkew == 0 {
+		opts.MaxSkew = DefaultMaxSkew
+	}
 	return &Server{
 		opts:    opts,
 		backend: opts.Backend,
+		auth: &verifier{
+			secrets: maps.Clone(opts.Credentials),
+			region:  opts.Region,
+			service: Service,
+			maxSkew: opts.MaxSkew,
+			now:     opts.Now,
+		},
 		byID:    make(map[string]*instance),
 		byToken: make(map[string]*instance),
 		faults:  make(map[string][]fault),
@@ -130,7 +155,7 @@ func (s *Server) FailNext(action, code string, n int) {
 }
 
 // Calls returns how many requests for action the server has received,
-// failed ones included.
+// failed ones included (those refused authentication too).
 func (s *Server) Calls(action string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -208,6 +233,8 @@ func statusFor(code string) int {
 		return http.StatusInternalServerError
 	case "AuthFailure":
 		return http.StatusUnauthorized
+	case "SignatureDoesNotMatch":
+		return http.StatusForbidden
 	}
 	return http.StatusBadRequest
 }
@@ -234,6 +261,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := fmt.Sprintf("00000000-0000-4000-8000-%012x", s.requests)
 	s.mu.Unlock()
 
+	// The Date header is the server's clock: the SDK corrects its signing
+	// time from it when a request fails for clock skew.
+	w.Header().Set("Date", s.opts.Now().UTC().Format(http.TimeFormat))
 	resp, err := s.handle(r)
 	if err != nil {
 		var ae *apiError
@@ -285,10 +315,20 @@ func (s *Server) handle(r *http.Request) (any, error) {
 	if r.Method != http.MethodPost {
 		return nil, errorf("InvalidAction", "method %s is not served", r.Method)
 	}
-	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
-		return nil, errorf("AuthFailure", "AWS was not able to validate the provided access credentials")
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, 1<<20))
+	if err != nil {
+		return nil, errorf("InvalidParameterValue", "reading the request body: %v", err)
 	}
-	r.Body = http.MaxBytesReader(nil, r.Body, 1<<20)
+	if authErr := s.auth.verify(r, body); authErr != nil {
+		// A refused call still counts, under the action it names.
+		if form, err := url.ParseQuery(string(body)); err == nil {
+			s.mu.Lock()
+			s.calls[form.Get("Action")]++
+			s.mu.Unlock()
+		}
+		return nil, authErr
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := r.ParseForm(); err != nil {
 		return nil, errorf("InvalidParameterValue", "bad form: %v", err)
 	}
@@ -908,3 +948,7 @@ func (s *Server) getConsoleOutput(ctx context.Context, form url.Values) (any, er
 	}
 	return resp, nil
 }
+
+// Region returns the region the server stands for: the one requests must be
+// signed for.
+func (s *Server) Region() string { return s.opts.Region }

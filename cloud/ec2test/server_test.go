@@ -2,26 +2,62 @@ package ec2test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/tideops/tide/fleet"
 )
 
-// call sends one signed-looking EC2 Query request to s.
-func call(t *testing.T, s *Server, params url.Values) *httptest.ResponseRecorder {
+// Test credentials: the one access key test servers accept.
+const (
+	testAccessKey = "AKIDTEST"
+	testSecret    = "test-secret"
+)
+
+// newTestServer returns a Server accepting the test credentials.
+func newTestServer(opts Options) *Server {
+	opts.Credentials = map[string]string{testAccessKey: testSecret}
+	return NewServer(opts)
+}
+
+// sign signs req, whose body is body, with the SDK's SigV4 signer for the
+// test credentials, region us-east-1 and service ec2, at time at.
+func sign(t testing.TB, req *http.Request, body string, at time.Time) {
 	t.Helper()
+	sum := sha256.Sum256([]byte(body))
+	creds := aws.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecret}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "ec2", "us-east-1", at); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// formRequest returns an EC2 Query API request carrying params.
+func formRequest(params url.Values) (*http.Request, string) {
 	if params.Get("Version") == "" {
 		params.Set("Version", apiVersion)
 	}
-	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(params.Encode()))
+	body := params.Encode()
+	req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDTEST/20260101/us-east-1/ec2/aws4_request")
+	return req, body
+}
+
+// call sends one signed EC2 Query request to s.
+func call(t *testing.T, s *Server, params url.Values) *httptest.ResponseRecorder {
+	t.Helper()
+	req, body := formRequest(params)
+	sign(t, req, body, time.Now())
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
 	return rec
@@ -71,7 +107,7 @@ func parse(t *testing.T, rec *httptest.ResponseRecorder) parsed {
 }
 
 func TestErrorShapes(t *testing.T) {
-	s := NewServer(Options{})
+	s := newTestServer(Options{})
 	tests := []struct {
 		name       string
 		params     url.Values
@@ -91,11 +127,9 @@ func TestErrorShapes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.params.Set("Version", apiVersion)
-			req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tt.params.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req, body := formRequest(tt.params)
 			if tt.auth {
-				req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=x")
+				sign(t, req, body, time.Now())
 			}
 			rec := httptest.NewRecorder()
 			s.ServeHTTP(rec, req)
@@ -123,7 +157,7 @@ func TestFailNext(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.code, func(t *testing.T) {
-			s := NewServer(Options{})
+			s := newTestServer(Options{})
 			s.FailNext("RunInstances", tt.code, 2)
 			for i := range 2 {
 				rec := call(t, s, runForm("t", "t3.micro"))
@@ -145,7 +179,7 @@ func TestFailNext(t *testing.T) {
 }
 
 func TestRunInstancesShape(t *testing.T) {
-	s := NewServer(Options{})
+	s := newTestServer(Options{})
 	rec := call(t, s, runForm("tok", "t3.micro", fleet.TagLabel, "web-1", "team", "a&b"))
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `xmlns="`+xmlns+`"`) {
 		t.Fatalf("RunInstances: %d %s", rec.Code, rec.Body)
@@ -169,7 +203,7 @@ func TestRunInstancesShape(t *testing.T) {
 }
 
 func TestIdempotentClientToken(t *testing.T) {
-	s := NewServer(Options{})
+	s := newTestServer(Options{})
 	first := parse(t, call(t, s, runForm("tok", "t3.micro", "a", "1", "b", "2"))).Instances[0].InstanceID
 	// Same parameters, tags in another order: the same instance.
 	again := parse(t, call(t, s, runForm("tok", "t3.micro", "b", "2", "a", "1"))).Instances[0].InstanceID
@@ -186,7 +220,7 @@ func TestIdempotentClientToken(t *testing.T) {
 }
 
 func TestLifecycle(t *testing.T) {
-	s := NewServer(Options{PendingPolls: 2, NotFoundPolls: 1, TerminatedPolls: 2})
+	s := newTestServer(Options{PendingPolls: 2, NotFoundPolls: 1, TerminatedPolls: 2})
 	id := parse(t, call(t, s, runForm("", "t3.micro"))).Instances[0].InstanceID
 	byID := form("Action", "DescribeInstances", "InstanceId.1", id)
 	describe := func() xmlInstance {
@@ -240,7 +274,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestDescribeFiltersAndPages(t *testing.T) {
-	s := NewServer(Options{})
+	s := newTestServer(Options{})
 	for i := 1; i <= 12; i++ {
 		f := "a"
 		if i%3 == 0 {

@@ -89,6 +89,7 @@ func newEC2Env(t *testing.T, name, network string, wrap func(http.Handler) http.
 	}
 	opts := ec2test.DefaultOptions()
 	opts.Region = "eu-west-1"
+	opts.Credentials = map[string]string{"demo": "demo"} // what run gives the SDK
 	f.srv, f.backend = ec2local.NewServer(opts, f.cloud)
 	var h http.Handler = f.srv
 	if wrap != nil {
@@ -493,6 +494,12 @@ func TestEC2Demo(t *testing.T) {
 	if code, out, errOut := tide("status"); code != 0 || !strings.Contains(out, "127.0.96.") || !strings.Contains(out, "2 hosts") {
 		t.Fatalf("status against the demo: exit %d\n%s\n%s", code, out, errOut)
 	}
+	// The demo checks signatures: other credentials are refused, clearly.
+	vars["AWS_SECRET_ACCESS_KEY"] = "not-the-demo-secret"
+	if code, out, errOut := tide("status"); code == 0 || !strings.Contains(out+errOut, "ec2 authentication failed") ||
+		!strings.Contains(out+errOut, "SignatureDoesNotMatch") {
+		t.Errorf("status with a wrong secret: exit %d, want an authentication failure\n%s\n%s", code, out, errOut)
+	}
 	stop()
 	select {
 	case code := <-exited:
@@ -584,7 +591,7 @@ func (d failDialer) Dial(context.Context, fleet.Instance, []string) (deployer.Ho
 // system CPU per reconcile (GC included).
 func BenchmarkListAndReconcile10000(b *testing.B) {
 	ctx := context.Background()
-	srv := ec2test.NewServer(ec2test.Options{Region: "eu-west-1"})
+	srv := ec2test.NewServer(ec2test.Options{Region: "eu-west-1", Credentials: map[string]string{"demo": "demo"}})
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 	var roles []deployer.Role

@@ -28,13 +28,20 @@ each instance it launches is a local-cloud host serving real SSH, whose
 console prints its host key fingerprints as cloud-init does on EC2. Point a
 schedule's cloud section at it (provider: aws, endpoint: http://ADDRESS, see
 examples/aws-demo.yaml) and run tide apply, status and down through the real
-AWS SDK. It accepts any SigV4-signed request: run tide with
+AWS SDK. It checks every request's SigV4 signature as EC2 does, and accepts
+only the demo credentials, for --region: run tide with
 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true.
 
 Hosts accept the key STATE-DIR/ssh/id_ed25519 (made on first use; the
 schedule's ssh.identity_file) and those of --authorized-keys. The EC2 view
 lives in memory: when the demo stops, it stops its hosts, and at start it
 stops the hosts an earlier run left.`
+
+// The credentials tide ec2-demo accepts: made up, printed for the user.
+const (
+	ec2DemoAccessKey = "demo"
+	ec2DemoSecret    = "demo"
+)
 
 func runEC2Demo(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:8790", "loopback address to serve the EC2 API on")
@@ -76,6 +83,9 @@ func runEC2Demo(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	}
 	opts := ec2test.DefaultOptions()
 	opts.Region = *region
+	// The demo's own credentials, never real ones: the instructions below
+	// print them.
+	opts.Credentials = map[string]string{ec2DemoAccessKey: ec2DemoSecret}
 	srv, backend := ec2local.NewServer(opts, cloud)
 	if n, err := backend.StopAll(ctx); err != nil {
 		return fmt.Errorf("stopping an earlier run's hosts: %w", err)
@@ -91,7 +101,7 @@ func runEC2Demo(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	fmt.Fprintf(e.Stdout, "EC2 endpoint: http://%s (region %s, hosts on %s port %d)\n", ln.Addr(), *region, *network, *port)
 	fmt.Fprintf(e.Stdout, "schedule: cloud: {provider: aws, region: %s, endpoint: http://%s, image: ami-demo}\n", *region, ln.Addr())
 	fmt.Fprintf(e.Stdout, "          ssh: {port: %d, identity_file: %s}\n", *port, key)
-	fmt.Fprintln(e.Stdout, "run tide with: AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_EC2_METADATA_DISABLED=true")
+	fmt.Fprintf(e.Stdout, "run tide with: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_EC2_METADATA_DISABLED=true\n", ec2DemoAccessKey, ec2DemoSecret)
 
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
