@@ -398,3 +398,52 @@ func TestOnlineSelectEvery(t *testing.T) {
 		})
 	}
 }
+
+// TestOnlineModelChangeErrors changes the model from one on logs to an
+// additive one at a refit and checks that the errors tracked afterwards
+// are the new model's: measured from states the old model left (a level
+// on logs), they were about the size of the load itself.
+func TestOnlineModelChangeErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		from, to spec
+	}{
+		{"logs to additive", onlineCandidates[2], onlineCandidates[0]},
+		{"additive to logs", onlineCandidates[0], onlineCandidates[2]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := New(Options{Step: time.Hour, RefitEvery: -1, SelectEvery: -1})
+			o.cands = []spec{tc.from}
+			end := t0.Add(21 * 24 * time.Hour)
+			feed(o, t0, end, time.Hour, load)
+			if err := o.Refit(); err != nil {
+				t.Fatal(err)
+			}
+			feed(o, end, end.Add(24*time.Hour), time.Hour, load)
+			o.cands = []spec{tc.to}
+			if err := o.Refit(); err != nil {
+				t.Fatal(err)
+			}
+			if got := o.fit.spec; got != tc.to {
+				t.Fatalf("model %+v after the change, want %+v", got, tc.to)
+			}
+			pushed := make([]int, len(leads))
+			for li := range leads {
+				pushed[li] = o.errs[li].n
+			}
+			end = end.Add(24 * time.Hour)
+			feed(o, end, end.Add(12*time.Hour), time.Hour, load)
+			for li, l := range leads {
+				r := &o.errs[li]
+				for k := pushed[li]; k < r.n; k++ {
+					// The load swings by 40 around 100 (70 at weekends):
+					// an error of 20 is already a poor forecast.
+					if e := r.ring[k%cap(r.ring)]; math.Abs(e) > 20 {
+						t.Errorf("lead %d: error %.1f tracked after the change", l, e)
+						break
+					}
+				}
+			}
+		})
+	}
+}
