@@ -397,7 +397,7 @@ func TestAuthFailures(t *testing.T) {
 				t.Fatalf("List error = %v, want aws.ErrAuthFailed", err)
 			}
 			msg := err.Error()
-			if !strings.HasPrefix(msg, "listing fleet office: ec2 authentication failed (") ||
+			if !strings.HasPrefix(msg, "ec2 DescribeInstances: ec2 authentication failed (") ||
 				!strings.Contains(msg, tt.wantCode) || !strings.Contains(msg, tt.wantHint) {
 				t.Errorf("List error %q: want the code %s and the hint %q", msg, tt.wantCode, tt.wantHint)
 			}

@@ -60,7 +60,7 @@ func (p *Provider) List(ctx context.Context, fleetName string) ([]fleet.Instance
 		sink.out = nil
 		page, err := pages.NextPage(ctx, optFns...)
 		if err != nil {
-			return nil, fmt.Errorf("listing fleet %s: %w", fleetName, mapError(err))
+			return nil, fmt.Errorf("ec2 DescribeInstances: %w", mapError(err))
 		}
 		if !sink.ok {
 			sink.out = sink.out[:0]
