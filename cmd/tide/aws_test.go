@@ -185,7 +185,13 @@ func (f *ec2Env) observe() ([]fleet.Instance, string) {
 	for _, h := range hosts {
 		id := h.Tags[ec2local.TagInstanceID]
 		if !h.State.Live() || !backing[id] || seen[id] {
-			return nil, fmt.Sprintf("local host %s (%s) backs no live instance of its own (instance %q)", h.ID, h.State, id)
+			// Its console holds the host process's own output: why it
+			// stopped, if it did.
+			console, _ := f.cloud.ConsoleOutput(context.Background(), h.ID)
+			if len(console) > 2000 {
+				console = console[len(console)-2000:]
+			}
+			return nil, fmt.Sprintf("local host %s (%s) backs no live instance of its own (instance %q); its console ends:\n%s", h.ID, h.State, id, console)
 		}
 		seen[id] = true
 	}
