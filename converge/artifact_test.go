@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/tideops/tide/converge"
+	"github.com/tideops/tide/objstore"
 	"github.com/tideops/tide/objstore/s3/s3test"
 )
 
@@ -113,6 +114,24 @@ func TestArtifacts(t *testing.T) {
 		}
 		if out := run(t, tg, "readlink "+tg.data+"/apps/web/current || echo none"); out != "none" {
 			t.Errorf("current is %q after a failed fetch", out)
+		}
+	})
+	t.Run("missing s3 object refuses the rollout", func(t *testing.T) {
+		tg := startLocal(t, "web-1", "")
+		c := newConverger(t, artifactSchedule(`s3: "s3://artifacts/{{.App}}/{{.Revision}}.tgz"`), func(o *converge.Options) {
+			o.Presigner = client
+			o.FetchCAFile = srv.CAFile
+		})
+		if err := c.Converge(ctx, tg.h, tg.inst, "web"); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.WithRevision("web", "9")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = rolloutRefused(t, n, tg, "application web: revision 9: artifact s3://artifacts/web/9.tgz", "needed by web-1")
+		if !errors.Is(err, objstore.ErrNotFound) {
+			t.Errorf("refusal %v does not say the object is missing", err)
 		}
 	})
 	t.Run("missing local artifact is permanent", func(t *testing.T) {

@@ -204,9 +204,16 @@ func (e *NotRebuildableError) Unwrap() error { return errConfig }
 // cannot be deployed.
 var ErrRolloutRefused = errors.New("rollout refused before any host was changed")
 
+// objectStater is what preflight asks of the Presigner, when it can, to
+// check an S3 artifact exists (objstore/s3's Client can).
+type objectStater interface {
+	StatObject(ctx context.Context, bucket, key string) (objstore.Info, error)
+}
+
 // preflight checks, before a rollout changes any host, that each of apps'
 // releases can be made on the hosts (groups, in rollout order) that lack
-// it: its local artifact exists, and an artifact that does not name
+// it: its artifact exists (a local file or directory; an S3 object, when
+// the Presigner can say), and an artifact that does not name
 // {{.Revision}} holds the revision's build. Hosts are read (Inspect) only
 // when a release cannot be made: then the error, wrapping
 // ErrRolloutRefused, names the hosts that lack it. A host that cannot be
@@ -242,6 +249,15 @@ func (c *Converger) preflight(ctx context.Context, conn Connector, groups [][]fl
 			if art.Path != "" {
 				if _, err := os.Stat(art.Path); err != nil {
 					problem = fmt.Errorf("application %s: revision %s: artifact %s: %w", a.Name, pa.Revision, art.Path, err)
+				}
+			}
+			if st, ok := c.o.Presigner.(objectStater); ok && art.S3 != "" {
+				bucket, key, err := objstore.ParseS3URL(art.S3)
+				if err == nil {
+					_, err = st.StatObject(ctx, bucket, key)
+				}
+				if err != nil {
+					problem = fmt.Errorf("application %s: revision %s: artifact %s: %w", a.Name, pa.Revision, art.S3, err)
 				}
 			}
 		}

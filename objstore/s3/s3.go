@@ -162,6 +162,13 @@ func (c *Client) PresignGet(ctx context.Context, bucket, key string, ttl time.Du
 	return req.URL, nil
 }
 
+// StatObject describes bucket/key (a missing object wraps
+// objstore.ErrNotFound): a rollout checks an artifact exists before it
+// changes any host.
+func (c *Client) StatObject(ctx context.Context, bucket, key string) (objstore.Info, error) {
+	return c.Store(bucket, "").Stat(ctx, key)
+}
+
 // Store keeps objects in one bucket below a key prefix.
 type Store struct {
 	api    api
