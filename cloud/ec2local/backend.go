@@ -110,17 +110,38 @@ func (b *Backend) tag(ctx context.Context, id, key, value string) error {
 	return nil
 }
 
-// Address returns the host's address once it has booted and listens.
-func (b *Backend) Address(ctx context.Context, id string) (string, bool) {
-	inst, ok := b.instance(ctx, id)
-	if !ok || inst.State != fleet.StateRunning || inst.Address == "" {
-		return "", false
+// Host returns the host's address once it has booted and listens. A host
+// whose process died (the local cloud shows it stopped) or that is gone is
+// down; one the local cloud cannot be read for is booting, for now.
+func (b *Backend) Host(ctx context.Context, id string) (string, ec2test.HostState) {
+	b.mu.Lock()
+	lid, ok := b.hosts[id]
+	b.mu.Unlock()
+	if !ok {
+		return "", ec2test.HostDown
 	}
-	return inst.Address, true
+	inst, err := b.cloud.Instance(ctx, lid)
+	switch {
+	case fleet.IsNotFound(err):
+		return "", ec2test.HostDown
+	case err != nil:
+		return "", ec2test.HostBooting
+	case inst.State == fleet.StateRunning && inst.Address != "":
+		return inst.Address, ec2test.HostUp
+	case inst.State.Live():
+		return "", ec2test.HostBooting
+	}
+	return "", ec2test.HostDown
 }
 
+// consoleTail is how much of a dead host's own console (its process's
+// output: a panic, the error it exited with) ConsoleOutput appends.
+const consoleTail = 16 << 10
+
 // ConsoleOutput returns the host's console: its SSH host key fingerprints
-// in cloud-init's block, "" before it has booted.
+// in cloud-init's block, "" before it has booted. When the host's process
+// has died, the end of its own console log follows: what the process
+// printed before it stopped, which says why.
 func (b *Backend) ConsoleOutput(ctx context.Context, id string) (string, error) {
 	b.mu.Lock()
 	lid, ok := b.hosts[id]
@@ -129,15 +150,35 @@ func (b *Backend) ConsoleOutput(ctx context.Context, id string) (string, error) 
 		return "", nil
 	}
 	fps, err := b.cloud.HostKeyFingerprints(ctx, lid)
-	if err != nil || len(fps) == 0 {
+	if err != nil {
 		return "", err
 	}
-	host := "ip-" + id
-	if inst, ok := b.instance(ctx, id); ok && inst.Address != "" {
-		host = "ip-" + strings.ReplaceAll(inst.Address, ".", "-")
+	inst, err := b.cloud.Instance(ctx, lid)
+	if err != nil {
+		return "", err
 	}
-	return "[    0.000000] Linux version 6.1.0 (tide local cloud " + lid + ")\n" +
-		ec2test.HostKeyConsole(host, fps), nil
+	var out strings.Builder
+	if len(fps) > 0 || !inst.State.Live() {
+		out.WriteString("[    0.000000] Linux version 6.1.0 (tide local cloud " + lid + ")\n")
+	}
+	if len(fps) > 0 {
+		host := "ip-" + id
+		if inst.Address != "" {
+			host = "ip-" + strings.ReplaceAll(inst.Address, ".", "-")
+		}
+		out.WriteString(ec2test.HostKeyConsole(host, fps))
+	}
+	if !inst.State.Live() {
+		own, err := b.cloud.ConsoleOutput(ctx, lid)
+		if err != nil {
+			return "", err
+		}
+		if len(own) > consoleTail {
+			own = "...\n" + own[len(own)-consoleTail:]
+		}
+		fmt.Fprintf(&out, "[ local host %s is %s: its process ended; the end of its console follows ]\n%s", lid, inst.State, own)
+	}
+	return out.String(), nil
 }
 
 // Stop terminates the host; an unknown or terminated one is no error.
@@ -179,17 +220,6 @@ func (b *Backend) StopAll(ctx context.Context) (int, error) {
 	clear(b.hosts)
 	b.mu.Unlock()
 	return n, nil
-}
-
-func (b *Backend) instance(ctx context.Context, id string) (fleet.Instance, bool) {
-	b.mu.Lock()
-	lid, ok := b.hosts[id]
-	b.mu.Unlock()
-	if !ok {
-		return fleet.Instance{}, false
-	}
-	inst, err := b.cloud.Instance(ctx, lid)
-	return inst, err == nil
 }
 
 func randomHex() string {

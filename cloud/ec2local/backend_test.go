@@ -3,18 +3,27 @@ package ec2local_test
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/base64"
 	"net"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tideops/tide/cloud/ec2local"
 	"github.com/tideops/tide/cloud/ec2test"
 	"github.com/tideops/tide/cloud/local"
 	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/internal/localtest"
 )
 
 // TestMain doubles as a local-cloud host: the local cloud starts this test
@@ -30,6 +39,12 @@ func TestMain(m *testing.M) {
 // accept.
 func newCloud(t *testing.T, network string) (*local.Provider, ssh.Signer) {
 	t.Helper()
+	return newCloudBooting(t, network, 100*time.Millisecond)
+}
+
+// newCloudBooting is newCloud with hosts that take bootDelay to boot.
+func newCloudBooting(t *testing.T, network string, bootDelay time.Duration) (*local.Provider, ssh.Signer) {
+	t.Helper()
 	_, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +57,7 @@ func newCloud(t *testing.T, network string) (*local.Provider, ssh.Signer) {
 		StateDir:       t.TempDir(),
 		Network:        network,
 		Port:           2222,
-		BootDelay:      100 * time.Millisecond,
+		BootDelay:      bootDelay,
 		Executable:     []string{os.Args[0]},
 		AuthorizedKeys: []ssh.PublicKey{signer.PublicKey()},
 		StopGrace:      3 * time.Second,
@@ -76,7 +91,7 @@ func waitAddress(t *testing.T, b *ec2local.Backend, id string) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if a, ok := b.Address(t.Context(), id); ok {
+		if a, st := b.Host(t.Context(), id); st == ec2test.HostUp {
 			return a
 		}
 		select {
@@ -164,8 +179,8 @@ func TestInstancesAreLocalHosts(t *testing.T) {
 	if err != nil || len(left) != 0 {
 		t.Errorf("after Stop the local cloud still has %d hosts (%v)", len(left), err)
 	}
-	if _, ok := b.Address(ctx, inst.ID); ok {
-		t.Error("a stopped instance still has an address")
+	if a, st := b.Host(ctx, inst.ID); st != ec2test.HostDown || a != "" {
+		t.Errorf("a stopped instance's host is %s at %q, want down", st, a)
 	}
 }
 
@@ -212,5 +227,163 @@ func TestStopAllSweepsEarlierRuns(t *testing.T) {
 	left, err := cloud.List(ctx, "")
 	if err != nil || len(left) != 1 || left[0].ID != mine.ID {
 		t.Errorf("left %+v (%v), want only %s", left, err, mine.ID)
+	}
+}
+
+// crash makes the process of local host lid dump its goroutines and exit,
+// as a crashing host process would (SIGQUIT: the Go runtime prints every
+// goroutine's stack to stderr, the host's console log, and exits 2). It
+// waits until the host has made its key, so that the runtime is up to
+// print, and until its processes are gone.
+func crash(t *testing.T, cloud *local.Provider, lid string) {
+	t.Helper()
+	key := filepath.Join(cloud.HostDir(lid), "ssh_host_ed25519_key")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(key); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host %s made no key within 20s", lid)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+	marker := "TIDE_HOST_ID=" + lid
+	pids := localtest.ProcessesWith(marker)
+	if len(pids) == 0 {
+		t.Fatalf("no process of host %s", lid)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
+			t.Fatal(err)
+		}
+	}
+	localtest.WaitGone(t, marker, 10*time.Second)
+}
+
+// localHost returns the id of the local host behind EC2 instance id.
+func localHost(t *testing.T, cloud *local.Provider, id string) string {
+	t.Helper()
+	hosts, err := cloud.List(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		if h.Tags[ec2local.TagInstanceID] == id {
+			return h.ID
+		}
+	}
+	t.Fatalf("no local host behind %s", id)
+	return ""
+}
+
+// sdkClient returns the real SDK's EC2 client for the server.
+func sdkClient(t *testing.T, srv *ec2test.Server, id, secret string) *ec2.Client {
+	t.Helper()
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return ec2.New(ec2.Options{
+		Region:       srv.Region(),
+		BaseEndpoint: aws.String(hs.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider(id, secret, ""),
+		Retryer:      aws.NopRetryer{},
+	})
+}
+
+// TestHostDies: the host of an instance dies. While booting, the instance
+// terminates (EC2's "Server.InternalError: Internal error on launch") and
+// its host is freed; while running, the instance stops (as when its system
+// shuts down). Either way, describing shows the state reason within a few
+// polls, and the console ends with what the host's process printed.
+func TestHostDies(t *testing.T) {
+	cloud, _ := newCloudBooting(t, "127.0.95.24/29", time.Minute)
+	runCloud, _ := newCloud(t, "127.0.95.32/29")
+	tests := []struct {
+		name       string
+		cloud      *local.Provider
+		running    bool
+		wantStates []types.InstanceStateName // the first describes after the crash, in order
+		wantReason string
+		hostLeft   bool // the local host stays (stopped), to be terminated later
+	}{
+		{"while booting", cloud, false, []types.InstanceStateName{"shutting-down", "terminated"}, "Server.InternalError", false},
+		{"while running", runCloud, true, []types.InstanceStateName{"stopped", "stopped"}, "Client.InstanceInitiatedShutdown", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			opts := ec2test.DefaultOptions()
+			opts.Region = "eu-west-1"
+			opts.Credentials = map[string]string{"AKIDUSER": "user-secret"}
+			srv, b := ec2local.NewServer(opts, tt.cloud)
+			client := sdkClient(t, srv, "AKIDUSER", "user-secret")
+			inst, err := srv.Add(ctx, spec("web-1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			describe := func() types.Instance {
+				t.Helper()
+				out, err := client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []types.Filter{
+					{Name: aws.String("instance-id"), Values: []string{inst.ID}}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(out.Reservations) != 1 || len(out.Reservations[0].Instances) != 1 {
+					t.Fatalf("describe: %+v", out.Reservations)
+				}
+				return out.Reservations[0].Instances[0]
+			}
+			if tt.running {
+				waitAddress(t, b, inst.ID)
+				for i := 0; describe().State.Name != types.InstanceStateNameRunning; i++ {
+					if i == 5 {
+						t.Fatal("the instance did not run")
+					}
+				}
+			} else if st := describe().State.Name; st != types.InstanceStateNamePending {
+				t.Fatalf("instance %s before the crash, want pending", st)
+			}
+			lid := localHost(t, tt.cloud, inst.ID)
+			crash(t, tt.cloud, lid)
+
+			for i, want := range tt.wantStates {
+				in := describe()
+				if in.State.Name != want {
+					t.Fatalf("describe %d after the crash: %s, want %s", i, in.State.Name, want)
+				}
+				if in.StateReason == nil || aws.ToString(in.StateReason.Code) != tt.wantReason {
+					t.Errorf("describe %d: state reason %+v, want %s", i, in.StateReason, tt.wantReason)
+				}
+			}
+			co, err := client.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(inst.ID)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			console, err := base64.StdEncoding.DecodeString(aws.ToString(co.Output))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"its process ended", "SIGQUIT: quit", "goroutine "} {
+				if !strings.Contains(string(console), want) {
+					t.Errorf("console lacks %q:\n%s", want, console)
+				}
+			}
+			if tt.running && !strings.Contains(string(console), "BEGIN SSH HOST KEY FINGERPRINTS") {
+				t.Errorf("console of a host that ran lacks its keys:\n%s", console)
+			}
+			hosts, err := tt.cloud.List(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if left := len(hosts) == 1 && hosts[0].ID == lid && hosts[0].State == fleet.StateStopped; left != tt.hostLeft || len(hosts) > 1 {
+				t.Errorf("local hosts after the crash: %+v; want the stopped one left: %v", hosts, tt.hostLeft)
+			}
+			if _, err := client.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{inst.ID}}); err != nil {
+				t.Fatal(err)
+			}
+			if hosts, err := tt.cloud.List(ctx, ""); err != nil || len(hosts) != 0 {
+				t.Errorf("local hosts after terminating: %+v (%v)", hosts, err)
+			}
+		})
 	}
 }

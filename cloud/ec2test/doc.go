@@ -10,7 +10,11 @@
 // consistency), injected RequestLimitExceeded and InsufficientInstanceCapacity
 // errors (Server.FailNext), idempotent ClientToken with
 // IdempotentParameterMismatch, and terminated instances that stay visible for
-// a while.
+// a while. A host that dies is reflected as EC2 would: an instance whose host
+// dies while it is pending terminates (pending, shutting-down, terminated,
+// with the state reason Server.InternalError, "Internal error on launch"),
+// its host freed and its last console kept for GetConsoleOutput; one whose
+// host dies while it runs stops (Client.InstanceInitiatedShutdown).
 //
 // Instances are backed by a Backend: the built-in in-memory backend hands
 // out fake 10.0.x.y addresses that are never dialled; a backend made of real

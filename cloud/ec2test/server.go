@@ -105,10 +105,13 @@ type instance struct {
 	address   string
 	launched  time.Time
 	starting  bool // backend Start in flight
-	polls     int  // describe responses that showed it
-	idPolls   int  // describe calls that named it by id
-	gonePolls int  // describe responses that showed it terminated
-	invisible bool // terminated long enough ago to have disappeared
+	failing   bool // a describe is taking its dead host's console and stopping it
+	reason    stateReason
+	console   string // the last console of a host that died while booting
+	polls     int    // describe responses that showed it
+	idPolls   int    // describe calls that named it by id
+	gonePolls int    // describe responses that showed it terminated
+	invisible bool   // terminated long enough ago to have disappeared
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -608,6 +611,10 @@ func (in *instance) xml() xmlInstance {
 		ClientToken:    in.token,
 		PrivateDNSName: "",
 	}
+	if in.reason.code != "" {
+		x.StateReason = &xmlStateReason{Code: in.reason.code, Message: in.reason.message}
+		x.Reason = in.reason.transition
+	}
 	if in.state == string(fleet.StateRunning) || in.state == string(fleet.StateStopping) {
 		x.PrivateIPAddress = in.address
 		x.PrivateDNSName = "ip-" + strings.ReplaceAll(in.address, ".", "-") + ".ec2.internal"
@@ -766,29 +773,20 @@ func (s *Server) describeInstances(ctx context.Context, form url.Values) (any, e
 		return nil, err
 	}
 
-	// First pass: find the instances about to leave pending, and ask the
-	// backend for their addresses without holding the lock.
+	// First pass: ask the backend, without holding the lock, how the hosts
+	// of the page's pending and running instances are.
 	s.mu.Lock()
 	page, _, err := s.selectPage(q)
-	var promote []string
 	var ask []string
 	if err == nil {
 		for _, in := range page {
-			if s.pendingLongEnough(in) {
-				promote = append(promote, in.id)
-				if in.address == "" {
-					ask = append(ask, in.id)
-				}
+			if !in.starting && (in.state == string(fleet.StatePending) || in.state == string(fleet.StateRunning)) {
+				ask = append(ask, in.id)
 			}
 		}
 	}
 	s.mu.Unlock()
-	addrs := make(map[string]string, len(ask))
-	for _, id := range ask {
-		if a, ok := s.backend.Address(ctx, id); ok && a != "" {
-			addrs[id] = a
-		}
-	}
+	hosts := s.askHosts(ctx, ask)
 
 	// Second pass: the response, counting this poll.
 	s.mu.Lock()
@@ -809,18 +807,30 @@ func (s *Server) describeInstances(ctx context.Context, form url.Values) (any, e
 			return nil, notFound(missing)
 		}
 	}
-	// Instances pending long enough run once they have an address, before
-	// the filters see their state.
-	for _, id := range promote {
+	// Instances pending long enough run once they have an address, and
+	// those whose host died leave pending or running, before the filters
+	// see their state.
+	for _, id := range ask {
 		in := s.byID[id]
-		if in == nil || !s.pendingLongEnough(in) {
+		if in == nil {
 			continue
 		}
-		if in.address == "" {
-			in.address = addrs[id]
-		}
-		if in.address != "" {
-			in.state = string(fleet.StateRunning)
+		h := hosts[id]
+		switch {
+		case h.state == HostDown && in.state == string(fleet.StateRunning):
+			in.state = string(fleet.StateStopped)
+			in.reason = reasonInstanceShutdown
+		case h.state == HostDown && h.stopped && in.state == string(fleet.StatePending):
+			in.state = string(fleet.StateShuttingDown)
+			in.reason = reasonLaunchFailed
+			in.console = h.console
+		case s.pendingLongEnough(in):
+			if in.address == "" && h.state == HostUp {
+				in.address = h.address
+			}
+			if in.address != "" {
+				in.state = string(fleet.StateRunning)
+			}
 		}
 	}
 	page, next, err := s.selectPage(q)
@@ -837,6 +847,67 @@ func (s *Server) describeInstances(ctx context.Context, form url.Values) (any, e
 		s.advance(in)
 	}
 	return resp, nil
+}
+
+// hostReport is what a describe learnt of an instance's host.
+type hostReport struct {
+	address string
+	state   HostState
+	// stopped and console are set for a host that died while its instance
+	// was pending: the describe that saw it first took its console and
+	// freed it.
+	stopped bool
+	console string
+}
+
+// askHosts asks the backend about the hosts of instances ids. Of the
+// instances still pending whose host died, one describe (the first to see
+// it) takes the host's console and stops it, so that the instance can
+// terminate with its console kept; if stopping fails, the next describe
+// tries again.
+func (s *Server) askHosts(ctx context.Context, ids []string) map[string]hostReport {
+	hosts := make(map[string]hostReport, len(ids))
+	var dead []string
+	for _, id := range ids {
+		a, st := s.backend.Host(ctx, id)
+		hosts[id] = hostReport{address: a, state: st}
+		if st == HostDown {
+			dead = append(dead, id)
+		}
+	}
+	if len(dead) == 0 {
+		return hosts
+	}
+	var claimed []string
+	s.mu.Lock()
+	for _, id := range dead {
+		if in := s.byID[id]; in != nil && in.state == string(fleet.StatePending) && !in.failing {
+			in.failing = true
+			claimed = append(claimed, id)
+		}
+	}
+	s.mu.Unlock()
+	// Stopping is seen through even when the request goes away: it is
+	// what terminating the instance means.
+	sctx := context.WithoutCancel(ctx)
+	for _, id := range claimed {
+		h := hosts[id]
+		out, err := s.backend.ConsoleOutput(sctx, id)
+		if err != nil {
+			out = fmt.Sprintf("(console unavailable: %v)\n", err)
+		}
+		h.console = out
+		h.stopped = s.backend.Stop(sctx, id) == nil
+		hosts[id] = h
+	}
+	s.mu.Lock()
+	for _, id := range claimed {
+		if in := s.byID[id]; in != nil {
+			in.failing = false
+		}
+	}
+	s.mu.Unlock()
+	return hosts
 }
 
 // pendingLongEnough reports whether a pending instance has been shown
@@ -880,6 +951,7 @@ func (s *Server) terminateInstances(ctx context.Context, form url.Values) (any, 
 		}
 		if prev != string(fleet.StateTerminated) && prev != string(fleet.StateShuttingDown) {
 			in.state = string(fleet.StateShuttingDown)
+			in.reason = reasonUserShutdown
 		}
 		changes = append(changes, xmlStateChange{
 			InstanceID:    id,
@@ -933,21 +1005,55 @@ func (s *Server) getConsoleOutput(ctx context.Context, form url.Values) (any, er
 		return nil, notFound(id)
 	}
 	booting := in.state == string(fleet.StatePending)
+	kept := in.console
 	s.mu.Unlock()
 
 	resp := &xmlGetConsoleOutputResponse{Xmlns: xmlns, InstanceID: id, Timestamp: ec2Time(s.opts.Now())}
 	if booting {
 		return resp, nil // EC2 has no console output before the instance runs
 	}
-	out, err := s.backend.ConsoleOutput(ctx, id)
-	if err != nil {
-		return nil, errorf("InternalError", "reading console of %s: %v", id, err)
+	out := kept
+	if out == "" {
+		var err error
+		if out, err = s.backend.ConsoleOutput(ctx, id); err != nil {
+			return nil, errorf("InternalError", "reading console of %s: %v", id, err)
+		}
+	}
+	if len(out) > maxConsole {
+		out = out[len(out)-maxConsole:] // EC2 returns the most recent 64 KB
 	}
 	if out != "" {
 		resp.Output = base64.StdEncoding.EncodeToString([]byte(out))
 	}
 	return resp, nil
 }
+
+// maxConsole is how much console output GetConsoleOutput returns at most:
+// the most recent 64 KB, as EC2 does.
+const maxConsole = 64 << 10
+
+// stateReason is why an instance last changed state, as EC2 reports it in
+// stateReason (code and message) and reason (the state transition reason).
+type stateReason struct {
+	code, message, transition string
+}
+
+// The state reasons the server gives, with EC2's codes and messages.
+var (
+	// reasonLaunchFailed: the host died before it booted. EC2 terminates
+	// an instance that fails to launch ("An internal error caused the
+	// instance to terminate during launch").
+	reasonLaunchFailed = stateReason{code: "Server.InternalError", message: "Server.InternalError: Internal error on launch",
+		transition: "Server.InternalError: Internal error on launch"}
+	// reasonInstanceShutdown: the host of a running instance died, as when
+	// its operating system shuts down; the instance stops (EC2's default
+	// shutdown behaviour).
+	reasonInstanceShutdown = stateReason{code: "Client.InstanceInitiatedShutdown",
+		message: "Client.InstanceInitiatedShutdown: Instance initiated shutdown", transition: "Client.InstanceInitiatedShutdown: Instance initiated shutdown"}
+	// reasonUserShutdown: TerminateInstances.
+	reasonUserShutdown = stateReason{code: "Client.UserInitiatedShutdown",
+		message: "Client.UserInitiatedShutdown: User initiated shutdown", transition: "User initiated"}
+)
 
 // Region returns the region the server stands for: the one requests must be
 // signed for.

@@ -268,8 +268,80 @@ func TestLifecycle(t *testing.T) {
 	if rec := call(t, s, byID); rec.Code != 400 {
 		t.Errorf("terminated instance still visible: %s", rec.Body)
 	}
-	if ok, _ := s.backend.Address(context.Background(), id); ok != "" {
-		t.Errorf("backend host not stopped")
+	if _, st := s.backend.Host(context.Background(), id); st != HostDown {
+		t.Errorf("backend host not stopped: %s", st)
+	}
+}
+
+// TestHostDies: an instance whose host dies while it boots terminates, as
+// EC2 terminates an instance that fails to launch, with its console kept;
+// one whose host dies while it runs stops, as when its system shuts down.
+func TestHostDies(t *testing.T) {
+	tests := []struct {
+		name        string
+		runFirst    bool     // let the instance run before its host dies
+		wantStates  []string // describes after the crash
+		wantReason  string
+		wantStopped bool // the backend's host is freed
+	}{
+		{"while booting", false, []string{"shutting-down", "terminated"}, "Server.InternalError", true},
+		{"while running", true, []string{"stopped", "stopped"}, "Client.InstanceInitiatedShutdown", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := NewMemoryBackend()
+			s := newTestServer(Options{Backend: b, PendingPolls: 2, TerminatedPolls: 2})
+			id := parse(t, call(t, s, runForm("tok", "t3.micro"))).Instances[0].InstanceID
+			describe := func() xmlInstance {
+				t.Helper()
+				rec := call(t, s, form("Action", "DescribeInstances", "InstanceId.1", id))
+				p := parse(t, rec)
+				if rec.Code != 200 || len(p.Reserv) != 1 || len(p.Reserv[0].Instances) != 1 {
+					t.Fatalf("describe: %d %s", rec.Code, rec.Body)
+				}
+				return p.Reserv[0].Instances[0]
+			}
+			if in := describe(); in.State.Name != "pending" || in.StateReason != nil {
+				t.Fatalf("first describe: %+v", in)
+			}
+			for i := 0; tt.runFirst && describe().State.Name != "running"; i++ {
+				if i == 3 {
+					t.Fatal("the instance did not run")
+				}
+			}
+			if !b.Crash(id, "panic: out of cheese\n") {
+				t.Fatal("Crash: the host was not alive")
+			}
+			for i, want := range tt.wantStates {
+				in := describe()
+				if in.State.Name != want || in.State.Code != stateCodes[want] {
+					t.Fatalf("describe %d after the crash: %+v, want %s", i, in.State, want)
+				}
+				if in.StateReason == nil || in.StateReason.Code != tt.wantReason || !strings.HasPrefix(in.StateReason.Message, tt.wantReason+": ") {
+					t.Errorf("describe %d: state reason %+v, want %s", i, in.StateReason, tt.wantReason)
+				}
+			}
+			console := parse(t, call(t, s, form("Action", "GetConsoleOutput", "InstanceId", id)))
+			text, err := base64.StdEncoding.DecodeString(console.Output)
+			if err != nil || !strings.HasSuffix(string(text), "panic: out of cheese\n") || !strings.Contains(string(text), FakeFingerprint(id)) {
+				t.Errorf("console output %q (%v), want the host's last words", text, err)
+			}
+			if _, st := b.Host(context.Background(), id); st != HostDown {
+				t.Errorf("backend host is %s", st)
+			}
+			if out, _ := b.ConsoleOutput(context.Background(), id); (out == "") != tt.wantStopped {
+				t.Errorf("backend console %q: the host should be stopped (freed): %v", out, tt.wantStopped)
+			}
+			// Terminating it is a user's shutdown.
+			if rec := call(t, s, form("Action", "TerminateInstances", "InstanceId.1", id)); rec.Code != 200 {
+				t.Fatalf("terminate: %d %s", rec.Code, rec.Body)
+			}
+			if tt.runFirst {
+				if in := describe(); in.State.Name != "shutting-down" || in.StateReason == nil || in.StateReason.Code != "Client.UserInitiatedShutdown" {
+					t.Errorf("after terminate: %+v %+v", in.State, in.StateReason)
+				}
+			}
+		})
 	}
 }
 

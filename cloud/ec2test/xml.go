@@ -53,21 +53,29 @@ type xmlPlacement struct {
 }
 
 type xmlInstance struct {
-	InstanceID       string       `xml:"instanceId"`
-	ImageID          string       `xml:"imageId,omitempty"`
-	State            xmlState     `xml:"instanceState"`
-	PrivateDNSName   string       `xml:"privateDnsName"`
-	KeyName          string       `xml:"keyName,omitempty"`
-	AmiLaunchIndex   int          `xml:"amiLaunchIndex"`
-	InstanceType     string       `xml:"instanceType"`
-	LaunchTime       string       `xml:"launchTime"`
-	Placement        xmlPlacement `xml:"placement"`
-	SubnetID         string       `xml:"subnetId,omitempty"`
-	PrivateIPAddress string       `xml:"privateIpAddress,omitempty"`
-	IPAddress        string       `xml:"ipAddress,omitempty"`
-	Groups           []xmlGroup   `xml:"groupSet>item"`
-	ClientToken      string       `xml:"clientToken,omitempty"`
-	Tags             []xmlTag     `xml:"tagSet>item,omitempty"`
+	InstanceID       string          `xml:"instanceId"`
+	ImageID          string          `xml:"imageId,omitempty"`
+	State            xmlState        `xml:"instanceState"`
+	PrivateDNSName   string          `xml:"privateDnsName"`
+	KeyName          string          `xml:"keyName,omitempty"`
+	AmiLaunchIndex   int             `xml:"amiLaunchIndex"`
+	InstanceType     string          `xml:"instanceType"`
+	LaunchTime       string          `xml:"launchTime"`
+	Placement        xmlPlacement    `xml:"placement"`
+	SubnetID         string          `xml:"subnetId,omitempty"`
+	PrivateIPAddress string          `xml:"privateIpAddress,omitempty"`
+	IPAddress        string          `xml:"ipAddress,omitempty"`
+	Groups           []xmlGroup      `xml:"groupSet>item"`
+	ClientToken      string          `xml:"clientToken,omitempty"`
+	Tags             []xmlTag        `xml:"tagSet>item,omitempty"`
+	Reason           string          `xml:"reason,omitempty"` // the state transition reason
+	StateReason      *xmlStateReason `xml:"stateReason,omitempty"`
+}
+
+// xmlStateReason is why an instance last changed state.
+type xmlStateReason struct {
+	Code    string `xml:"code"`
+	Message string `xml:"message"`
 }
 
 type xmlReservation struct {
