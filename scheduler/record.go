@@ -12,7 +12,7 @@ type Input struct {
 	// "load", "forecast", "override", "min", "previous".
 	Source string `json:"source"`
 	Count  int    `json:"count"`
-	Detail string `json:"detail"`
+	Detail Detail `json:"detail"`
 	Won    bool   `json:"won,omitempty"`
 }
 
@@ -23,7 +23,7 @@ type Step struct {
 	Kind   string `json:"kind"`
 	From   int    `json:"from"`
 	To     int    `json:"to"`
-	Detail string `json:"detail"`
+	Detail Detail `json:"detail"`
 }
 
 // Record is one decision for one role, readable by a person.
@@ -68,12 +68,12 @@ func (r Record) String() string {
 		if in.Won {
 			mark = "*"
 		}
-		fmt.Fprintf(&b, "   %s %-28s %4d  %s\n", mark, in.Source, in.Count, in.Detail)
+		fmt.Fprintf(&b, "   %s %-28s %4d  %s\n", mark, in.Source, in.Count, in.Detail.String())
 	}
 	if len(r.Steps) > 0 {
 		fmt.Fprintf(&b, "  then:\n")
 		for _, s := range r.Steps {
-			fmt.Fprintf(&b, "    %-14s %d -> %d  %s\n", s.Kind, s.From, s.To, s.Detail)
+			fmt.Fprintf(&b, "    %-14s %d -> %d  %s\n", s.Kind, s.From, s.To, s.Detail.String())
 		}
 	}
 	fmt.Fprintf(&b, "  result: %d hosts, set by %s\n", r.Desired, r.Winner)

@@ -72,12 +72,19 @@ type Role struct {
 	latest     *Sample
 	desired    int
 	recent     []recommendation
+	// words are the settings the records' details quote.
+	words *roleWords
 }
 
 // NewRole returns a decider for one role. windows may be empty and
 // forecaster nil (then the load input is reactive only).
 func NewRole(p Params, windows policies.Set, f Forecaster) *Role {
-	return &Role{params: p, windows: windows, forecaster: f}
+	w := &roleWords{target: p.Target, headroom: p.Headroom, stabilization: p.Stabilization,
+		window: fmt.Sprintf("within %s", p.Lead+p.Interval)}
+	if _, ok := f.(laterForecaster); ok {
+		w.window = fmt.Sprintf("in %s to %s", p.Lead, p.Lead+p.Interval)
+	}
+	return &Role{params: p, windows: windows, forecaster: f, words: w}
 }
 
 // Params returns the role's parameters.
@@ -142,35 +149,37 @@ func (r *Role) Decide(now time.Time, ov *Override) Record {
 		ov = nil
 	}
 
-	// Inputs, in order of precedence for ties.
-	var inputs []Input
+	// Inputs, in order of precedence for ties. An override, floor or pin,
+	// comes first.
+	props := r.windows.At(now)
+	inputs := make([]Input, 0, len(props)+4)
 	exact, exactSource := -1, ""
-	if ov != nil && ov.Kind == FloorOverride {
-		inputs = append(inputs, Input{Source: "override", Count: ov.Count, Detail: ov.describe()})
+	if ov != nil {
+		inputs = append(inputs, Input{Source: "override", Count: ov.Count, Detail: Text(ov.describe())})
 	}
-	for _, pr := range r.windows.At(now) {
+	for _, pr := range props {
 		src := "policy:" + pr.Policy
-		inputs = append(inputs, Input{Source: src, Count: pr.Count, Detail: pr.Reason})
+		inputs = append(inputs, Input{Source: src, Count: pr.Count, Detail: Text(pr.Reason)})
 		if pr.Mode == policies.Exact && pr.Count > exact {
 			exact, exactSource = pr.Count, src
 		}
 	}
 	frozen := false
 	if p.LoadDriven {
-		in, fin, f := r.loadInputs(now, prev)
+		in, fin, upper, f := r.loadInputs(now, prev)
 		frozen = f
 		inputs = append(inputs, in)
-		if !frozen {
+		if fin.Source != "" {
+			inputs = append(inputs, fin)
+			// Load and forecast share one allocation.
+			v := &[2]float64{r.latest.Value, upper}
+			rec.Load, rec.Forecast = &v[0], &v[1]
+		} else if !frozen {
 			v := r.latest.Value
 			rec.Load = &v
 		}
-		if fin != nil {
-			inputs = append(inputs, fin.Input)
-			u := fin.upper
-			rec.Forecast = &u
-		}
 	}
-	inputs = append(inputs, Input{Source: "min", Count: p.Min, Detail: "role minimum"})
+	inputs = append(inputs, Input{Source: "min", Count: p.Min, Detail: Text("role minimum")})
 
 	// Combine.
 	raw, winner := -1, ""
@@ -190,9 +199,8 @@ func (r *Role) Decide(now time.Time, ov *Override) Record {
 		raw, winner = ov.Count, "override"
 	}
 	if ov != nil && ov.Kind == Pin {
-		inputs = append([]Input{{Source: "override", Count: ov.Count, Detail: ov.describe()}}, inputs...)
 		raw, winner = ov.Count, "override"
-		rec.Steps = append(rec.Steps, Step{Kind: "pin", From: raw, To: raw, Detail: "pinned by an operator: policies and load are ignored"})
+		rec.Steps = append(rec.Steps, Step{Kind: "pin", From: raw, To: raw, Detail: Text("pinned by an operator: policies and load are ignored")})
 	}
 	for i := range inputs {
 		inputs[i].Won = inputs[i].Source == winner
@@ -204,17 +212,17 @@ func (r *Role) Decide(now time.Time, ov *Override) Record {
 	ignoreLimits := ov != nil && ov.IgnoreLimits && winner == "override"
 	if !ignoreLimits {
 		if desired < p.Min {
-			rec.Steps = append(rec.Steps, Step{Kind: "clamp-min", From: desired, To: p.Min, Detail: fmt.Sprintf("role minimum is %d", p.Min)})
+			rec.Steps = append(rec.Steps, Step{Kind: "clamp-min", From: desired, To: p.Min, Detail: Detail{form: formMin, n: p.Min}})
 			desired = p.Min
 		}
 		if desired > p.Max {
-			rec.Steps = append(rec.Steps, Step{Kind: "clamp-max", From: desired, To: p.Max, Detail: fmt.Sprintf("role maximum is %d", p.Max)})
+			rec.Steps = append(rec.Steps, Step{Kind: "clamp-max", From: desired, To: p.Max, Detail: Detail{form: formMax, n: p.Max}})
 			desired = p.Max
 		}
 	}
 	immediate := (ov != nil && ov.Kind == Pin) || (exact >= 0 && winner == exactSource)
 	if frozen && desired < prev && !immediate {
-		rec.Steps = append(rec.Steps, Step{Kind: "freeze", From: desired, To: prev, Detail: "load metric missing or stale: capacity is not lowered"})
+		rec.Steps = append(rec.Steps, Step{Kind: "freeze", From: desired, To: prev, Detail: Text("load metric missing or stale: capacity is not lowered")})
 		desired = prev
 	}
 	r.remember(now, desired)
@@ -222,82 +230,73 @@ func (r *Role) Decide(now time.Time, ov *Override) Record {
 		if held := r.highestRecent(); held > desired {
 			to := min(held, prev)
 			rec.Steps = append(rec.Steps, Step{Kind: "stabilization", From: desired, To: to,
-				Detail: fmt.Sprintf("%d hosts were wanted within the last %s", held, p.Stabilization)})
+				Detail: Detail{form: formStabilization, n: held, role: r.words}})
 			desired = to
 		}
 		if p.MaxStep > 0 && prev-desired > p.MaxStep {
 			rec.Steps = append(rec.Steps, Step{Kind: "step-limit", From: desired, To: prev - p.MaxStep,
-				Detail: fmt.Sprintf("at most %d hosts removed per decision", p.MaxStep)})
+				Detail: Detail{form: formStepLimit, n: p.MaxStep}})
 			desired = prev - p.MaxStep
 		}
 	}
 	if immediate && exact >= 0 && winner == exactSource && desired != raw {
 		// An exact window still respects min/max; say so.
-		rec.Steps = append(rec.Steps, Step{Kind: "exact", From: raw, To: desired, Detail: "exact window limited by min/max"})
+		rec.Steps = append(rec.Steps, Step{Kind: "exact", From: raw, To: desired, Detail: Text("exact window limited by min/max")})
 	}
 	rec.Desired = desired
 	r.desired = desired
 	return rec
 }
 
-// loadInputs builds the load input (reactive) and the forecast input.
-type forecastInput struct {
-	Input
-	upper float64
-}
-
-func (r *Role) loadInputs(now time.Time, prev int) (Input, *forecastInput, bool) {
+// loadInputs builds the load input (reactive) and the forecast input,
+// with the forecast's upper bound; the forecast input's Source is empty
+// when there is none. frozen is set when the load input only holds the
+// count because the metric is missing or stale.
+func (r *Role) loadInputs(now time.Time, prev int) (load, forecast Input, upper float64, frozen bool) {
 	p := r.params
 	if r.latest == nil {
-		return Input{Source: "load", Count: prev, Detail: "no load sample yet: holding the current count"}, nil, true
+		return Input{Source: "load", Count: prev, Detail: Text("no load sample yet: holding the current count")}, Input{}, 0, true
 	}
 	age := now.Sub(r.latest.At)
 	if p.MaxAge > 0 && age > p.MaxAge {
-		return Input{Source: "load", Count: prev, Detail: fmt.Sprintf("load metric stale: newest sample is %s old (max %s): holding the current count", age.Round(time.Second), p.MaxAge)}, nil, true
+		return Input{Source: "load", Count: prev, Detail: Text(fmt.Sprintf("load metric stale: newest sample is %s old (max %s): holding the current count", age.Round(time.Second), p.MaxAge))}, Input{}, 0, true
 	}
 	v := r.latest.Value
-	reactive := func() Input {
-		return Input{Source: "load", Count: r.need(v * (1 + p.Headroom)),
-			Detail: fmt.Sprintf("load %.4g + %.0f%% headroom at %.4g per host", v, p.Headroom*100, p.Target)}
-	}
+	reactive := Input{Source: "load", Count: r.need(v * (1 + p.Headroom)), Detail: Detail{form: formReactive, x: v, role: r.words}}
 	if !p.Predict || r.forecaster == nil {
-		return reactive(), nil, false
+		return reactive, Input{}, 0, false
 	}
 	horizon := p.Lead + p.Interval
 	var est predictor.Estimate
 	var err error
-	window := fmt.Sprintf("within %s", horizon)
 	if lf, ok := r.forecaster.(laterForecaster); ok {
 		// Hosts asked for now serve once ready, from now+lead on: size them
 		// for that stretch; the stretch before it was provided for by the
-		// decisions of one lead time ago.
+		// decisions of one lead time ago. (NewRole words the window so.)
 		est, err = lf.ForecastAfter(now, p.Lead, horizon)
-		window = fmt.Sprintf("in %s to %s", p.Lead, horizon)
 	} else {
 		est, err = r.forecaster.Forecast(now, horizon)
 	}
 	switch {
 	case errors.Is(err, predictor.ErrInsufficientHistory):
-		in := reactive()
-		in.Detail += "; no forecast yet (less than one season of history): reactive scaling with headroom"
-		return in, nil, false
+		reactive.Detail.text = "; no forecast yet (less than one season of history): reactive scaling with headroom"
+		return reactive, Input{}, 0, false
 	case err != nil:
-		in := reactive()
-		in.Detail += fmt.Sprintf("; forecast failed (%v): reactive scaling with headroom", err)
-		return in, nil, false
+		reactive.Detail.text = fmt.Sprintf("; forecast failed (%v): reactive scaling with headroom", err)
+		return reactive, Input{}, 0, false
 	}
 	// With a forecast, its upper quantile is the margin: the load input
 	// only makes sure the load seen now is carried (scale-up on a surge the
 	// forecast missed), without stacking the headroom on top.
-	in := Input{Source: "load", Count: r.need(v),
-		Detail: fmt.Sprintf("load %.4g at %.4g per host (the forecast's upper bound is the headroom)", v, p.Target)}
+	load = Input{Source: "load", Count: r.need(v), Detail: Detail{form: formCarried, x: v, role: r.words}}
 	q := est.Quantile
 	if q == 0 {
 		q = 0.95
 	}
-	fin := &forecastInput{upper: est.Upper, Input: Input{Source: "forecast", Count: r.need(est.Upper),
-		Detail: fmt.Sprintf("forecast p%.0f %.4g %s: %d hosts needed at %.4g per host (%s)", q*100, est.Upper, window, r.need(est.Upper), p.Target, est.Model)}}
-	return in, fin, false
+	n := r.need(est.Upper)
+	forecast = Input{Source: "forecast", Count: n,
+		Detail: Detail{form: formForecast, x: est.Upper, q: q, n: n, text: est.Model, role: r.words}}
+	return load, forecast, est.Upper, false
 }
 
 func (r *Role) remember(now time.Time, count int) {

@@ -116,11 +116,11 @@ func webLoad(t time.Time) float64 {
 func (w *world) decide(r RoleInfo, at time.Time, ov *scheduler.Override) scheduler.Record {
 	base := w.base[r.Name]
 	rec := scheduler.Record{Role: r.Name, At: at, Previous: base, Desired: base, Winner: "policy:business-hours"}
-	inputs := []scheduler.Input{{Source: "policy:business-hours", Count: base, Detail: "weekdays 07:00-19:00 Europe/Paris: " + fmt.Sprint(base) + " hosts"}}
+	inputs := []scheduler.Input{{Source: "policy:business-hours", Count: base, Detail: scheduler.Text("weekdays 07:00-19:00 Europe/Paris: " + fmt.Sprint(base) + " hosts")}}
 	if r.LoadDriven {
 		load := webLoad(at)
 		need := int(math.Ceil(load * 1.2 / r.Capacity))
-		inputs = append(inputs, scheduler.Input{Source: "load", Count: need, Detail: fmt.Sprintf("load %.4g + 20%% headroom at %.4g per host", load, r.Capacity)})
+		inputs = append(inputs, scheduler.Input{Source: "load", Count: need, Detail: scheduler.Text(fmt.Sprintf("load %.4g + 20%% headroom at %.4g per host", load, r.Capacity))})
 		rec.Load = &load
 		up := webLoad(at.Add(20*time.Minute)) * 1.15
 		rec.Forecast = &up
@@ -128,12 +128,12 @@ func (w *world) decide(r RoleInfo, at time.Time, ov *scheduler.Override) schedul
 			rec.Desired, rec.Winner = need, "load"
 		}
 	}
-	inputs = append(inputs, scheduler.Input{Source: "min", Count: r.Min, Detail: "role minimum"})
+	inputs = append(inputs, scheduler.Input{Source: "min", Count: r.Min, Detail: scheduler.Text("role minimum")})
 	if ov != nil && ov.Active(at) && (ov.Kind == scheduler.Pin || ov.Count > rec.Desired) {
-		inputs = append([]scheduler.Input{{Source: "override", Count: ov.Count, Detail: fmt.Sprintf("%s %d: %q", ov.Kind, ov.Count, ov.Reason)}}, inputs...)
+		inputs = append([]scheduler.Input{{Source: "override", Count: ov.Count, Detail: scheduler.Text(fmt.Sprintf("%s %d: %q", ov.Kind, ov.Count, ov.Reason))}}, inputs...)
 		rec.Desired, rec.Winner = ov.Count, "override"
 		if ov.Kind == scheduler.Pin {
-			rec.Steps = append(rec.Steps, scheduler.Step{Kind: "pin", From: ov.Count, To: ov.Count, Detail: "pinned by an operator"})
+			rec.Steps = append(rec.Steps, scheduler.Step{Kind: "pin", From: ov.Count, To: ov.Count, Detail: scheduler.Text("pinned by an operator")})
 		}
 	}
 	for i := range inputs {

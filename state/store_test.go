@@ -97,7 +97,7 @@ func TestOverrides(t *testing.T) {
 func decision(role string, at time.Time, desired int) scheduler.Record {
 	load := float64(desired) * 40
 	return scheduler.Record{Role: role, At: at, Previous: desired - 1, Desired: desired, Winner: "load", Load: &load,
-		Inputs: []scheduler.Input{{Source: "load", Count: desired, Detail: "load", Won: true}},
+		Inputs: []scheduler.Input{{Source: "load", Count: desired, Detail: scheduler.Text("load"), Won: true}},
 		Steps:  []scheduler.Step{{Kind: "clamp-max", From: desired + 1, To: desired}}}
 }
 

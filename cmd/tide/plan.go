@@ -114,7 +114,7 @@ func reasonOf(rec scheduler.Record) string {
 	var b strings.Builder
 	for _, in := range rec.Inputs {
 		if in.Won {
-			b.WriteString(in.Detail)
+			b.WriteString(in.Detail.String())
 		}
 	}
 	for _, s := range rec.Steps {
