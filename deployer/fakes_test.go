@@ -68,6 +68,9 @@ type fakeCloud struct {
 	calls  []string
 	errs   map[string][]error
 	hidden map[string]int // id -> Lists that do not show it yet
+	// dies makes the instances launched for a label die while they boot:
+	// they stay pending for dying.lists Lists, then go to dying.as.
+	dies map[string]dying
 	// afterLaunch runs after an instance was created, before Launch
 	// returns; a non-nil error is returned instead of the instance.
 	afterLaunch func(fleet.Instance) error
@@ -78,9 +81,15 @@ type fakeCloud struct {
 
 var _ Cloud = (*fakeCloud)(nil)
 
+// dying is how an instance dies while it boots (fakeCloud.dies).
+type dying struct {
+	lists int
+	as    fleet.State
+}
+
 func newFakeCloud(t *testing.T, clk *stepClock) *fakeCloud {
 	return &fakeCloud{t: t, clk: clk, dir: t.TempDir(), insts: map[string]*fleet.Instance{}, tokens: map[string]string{},
-		errs: map[string][]error{}, hidden: map[string]int{}}
+		errs: map[string][]error{}, hidden: map[string]int{}, dies: map[string]dying{}}
 }
 
 func (c *fakeCloud) inject(op string, err error) {
@@ -111,6 +120,20 @@ func (c *fakeCloud) List(ctx context.Context, fleetName string) ([]fleet.Instanc
 		}
 		if c.hidden[in.ID] > 0 {
 			c.hidden[in.ID]--
+			continue
+		}
+		if d, ok := c.dies[in.Label]; ok && in.State == fleet.StatePending {
+			if d.lists > 0 {
+				d.lists--
+				c.dies[in.Label] = d
+				out = append(out, copyInst(*in))
+				continue
+			}
+			in.State = d.as
+			delete(c.dies, in.Label)
+			if in.State != fleet.StateTerminated {
+				out = append(out, copyInst(*in))
+			}
 			continue
 		}
 		if in.State == fleet.StatePending {

@@ -772,3 +772,41 @@ func TestReconcileUntilStartsNothingAfterStop(t *testing.T) {
 		t.Fatalf("after the stop: %d hosts, %v", n, rep.Err())
 	}
 }
+
+// TestReconcileInstanceDiesWhileBooting: an instance that dies while the
+// pipeline waits for its address fails its label at once, whether it
+// stops (still listed) or terminates (no longer listed), not at the
+// address deadline; the next reconcile launches the label again.
+func TestReconcileInstanceDiesWhileBooting(t *testing.T) {
+	tests := []struct {
+		name string
+		as   fleet.State
+	}{
+		{"stops", fleet.StateStopped},
+		{"terminates", fleet.StateTerminated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.opts.Timeouts.Address = 5 * time.Minute
+			h.cloud.dies["db-1"] = dying{lists: 2, as: tt.as}
+			start := h.clk.Now()
+			rep := h.reconcile(t.Context(), map[string]int{"db": 1})
+			if got := actions(rep); !slices.Equal(got, []string{"db-1:failed(instance-gone)"}) {
+				t.Fatalf("report = %q", got)
+			}
+			if el := h.clk.Now().Sub(start); el > 30*time.Second {
+				t.Errorf("gave up after %s, want seconds (the address deadline is 5m)", el)
+			}
+			dead := rep.Hosts[0].InstanceID
+			rep = h.reconcile(t.Context(), map[string]int{"db": 1})
+			if got := actions(rep); !slices.Equal(got, []string{"db-1:launched"}) {
+				t.Fatalf("second reconcile = %q", got)
+			}
+			if rep.Hosts[0].InstanceID == dead {
+				t.Errorf("the second reconcile took the dead instance %s again", dead)
+			}
+			h.checkFleet("db-1")
+		})
+	}
+}

@@ -256,10 +256,16 @@ func (x *pass) launchInstance(ctx context.Context, s Slot) (fleet.Instance, erro
 }
 
 // waitAddress polls the cloud's list until the instance has an address.
+// It gives up early, with ErrInstanceGone, when the instance leaves the live
+// states, or when, once listed, it is missing from two listings in a row:
+// List leaves out terminated instances, and an instance that fails to
+// launch goes from pending to terminated (a single miss may be a listing
+// that lags, as an instance just launched may be missing from the first).
 func (x *pass) waitAddress(ctx context.Context, inst fleet.Instance) (fleet.Instance, error) {
 	deadline := x.f.clk.Now().Add(x.f.t.Address)
 	backoff := x.f.t.PollMin
 	seen := x.lister.current()
+	listed, misses := false, 0
 	for {
 		if inst.Address != "" {
 			return inst, nil
@@ -277,6 +283,7 @@ func (x *pass) waitAddress(ctx context.Context, inst fleet.Instance) (fleet.Inst
 		}
 		seen = seq
 		backoff = min(backoff, x.f.t.AddressPollMax)
+		found := false
 		for _, in := range insts {
 			if in.ID != inst.ID {
 				continue
@@ -284,7 +291,15 @@ func (x *pass) waitAddress(ctx context.Context, inst fleet.Instance) (fleet.Inst
 			if !in.State.Live() {
 				return in, fmt.Errorf("%w: %s is %s", ErrInstanceGone, in.ID, in.State)
 			}
-			inst = in
+			inst, found = in, true
+		}
+		switch {
+		case found:
+			listed, misses = true, 0
+		case listed:
+			if misses++; misses == 2 {
+				return inst, fmt.Errorf("%w: %s is no longer listed (terminated)", ErrInstanceGone, inst.ID)
+			}
 		}
 	}
 }
