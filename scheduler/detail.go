@@ -17,7 +17,7 @@ import (
 type Detail struct {
 	form detailForm
 	// text is the sentence (formText), the load input's ending
-	// (formReactive) or the forecast's model (formForecast).
+	// (formReactive) or the forecast's model (formForecast, formForecastAfter).
 	text string
 	// x is the load (formReactive, formCarried) or the forecast's upper
 	// bound (formForecast); q the forecast's quantile.
@@ -35,7 +35,8 @@ const (
 	formText detailForm = iota
 	formReactive
 	formCarried
-	formForecast
+	formForecast      // within the horizon
+	formForecastAfter // from the lead time to the horizon
 	formMin
 	formMax
 	formStabilization
@@ -47,9 +48,8 @@ const (
 type roleWords struct {
 	target, headroom float64
 	stabilization    time.Duration
-	// window is the stretch the forecast bounds: "within 11m0s", or "in
-	// 10m0s to 11m0s" when the forecaster bounds a later stretch.
-	window string
+	// The forecast bounds the load within horizon, or from lead to horizon.
+	lead, horizon time.Duration
 }
 
 // Text returns a Detail that says s.
@@ -63,7 +63,9 @@ func (d Detail) String() string {
 	case formCarried:
 		return fmt.Sprintf("load %.4g at %.4g per host (the forecast's upper bound is the headroom)", d.x, d.role.target)
 	case formForecast:
-		return fmt.Sprintf("forecast p%.0f %.4g %s: %d hosts needed at %.4g per host (%s)", d.q*100, d.x, d.role.window, d.n, d.role.target, d.text)
+		return d.forecast(fmt.Sprintf("within %s", d.role.horizon))
+	case formForecastAfter:
+		return d.forecast(fmt.Sprintf("in %s to %s", d.role.lead, d.role.horizon))
 	case formMin:
 		return fmt.Sprintf("role minimum is %d", d.n)
 	case formMax:
@@ -84,4 +86,8 @@ func (d Detail) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 func (d *Detail) UnmarshalText(text []byte) error {
 	*d = Detail{text: string(text)}
 	return nil
+}
+
+func (d Detail) forecast(window string) string {
+	return fmt.Sprintf("forecast p%.0f %.4g %s: %d hosts needed at %.4g per host (%s)", d.q*100, d.x, window, d.n, d.role.target, d.text)
 }

@@ -229,7 +229,7 @@ func (l *Loop) Last() ([]Record, time.Time, error) {
 
 // inherit takes over another Role's memory (after a reload).
 func (r *Role) inherit(o *Role) {
-	r.desired, r.recent, r.latest = o.desired, o.recent, o.latest
+	r.desired, r.recent, r.old, r.latest, r.hasLatest = o.desired, o.recent, o.old, o.latest, o.hasLatest
 	if r.forecaster == nil || o.forecaster != nil {
 		r.forecaster = o.forecaster
 	}

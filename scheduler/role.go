@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/tideops/tide/policies"
@@ -69,9 +70,13 @@ type Role struct {
 	params     Params
 	windows    policies.Set
 	forecaster Forecaster
-	latest     *Sample
+	latest     Sample
+	hasLatest  bool
 	desired    int
-	recent     []recommendation
+	// recent[old:] are the counts wanted within the stabilization window,
+	// recent[:old] expired ones whose room is reused.
+	recent []recommendation
+	old    int
 	// words are the settings the records' details quote.
 	words *roleWords
 }
@@ -80,10 +85,7 @@ type Role struct {
 // forecaster nil (then the load input is reactive only).
 func NewRole(p Params, windows policies.Set, f Forecaster) *Role {
 	w := &roleWords{target: p.Target, headroom: p.Headroom, stabilization: p.Stabilization,
-		window: fmt.Sprintf("within %s", p.Lead+p.Interval)}
-	if _, ok := f.(laterForecaster); ok {
-		w.window = fmt.Sprintf("in %s to %s", p.Lead, p.Lead+p.Interval)
-	}
+		lead: p.Lead, horizon: p.Lead + p.Interval}
 	return &Role{params: p, windows: windows, forecaster: f, words: w}
 }
 
@@ -97,7 +99,7 @@ func (r *Role) Desired() int { return r.desired }
 // count counts as wanted at, so stabilization holds it as it would have.
 func (r *Role) Restore(desired int, at time.Time) {
 	r.desired = desired
-	r.recent = append(r.recent, recommendation{at: at, count: desired})
+	r.add(recommendation{at: at, count: desired})
 }
 
 // Observe records a load sample and feeds it to the forecaster. Samples
@@ -107,9 +109,8 @@ func (r *Role) Observe(s Sample) {
 	if r.forecaster != nil {
 		r.forecaster.Observe(s.At, s.Value)
 	}
-	if r.latest == nil || !s.At.Before(r.latest.At) {
-		cp := s
-		r.latest = &cp
+	if !r.hasLatest || !s.At.Before(r.latest.At) {
+		r.latest, r.hasLatest = s, true
 	}
 }
 
@@ -152,7 +153,14 @@ func (r *Role) Decide(now time.Time, ov *Override) Record {
 	// Inputs, in order of precedence for ties. An override, floor or pin,
 	// comes first.
 	props := r.windows.At(now)
-	inputs := make([]Input, 0, len(props)+4)
+	n := len(props) + 1 // the windows and min
+	if ov != nil {
+		n++
+	}
+	if p.LoadDriven {
+		n += 2 // load and forecast
+	}
+	inputs := make([]Input, 0, n)
 	exact, exactSource := -1, ""
 	if ov != nil {
 		inputs = append(inputs, Input{Source: "override", Count: ov.Count, Detail: Text(ov.describe())})
@@ -254,7 +262,7 @@ func (r *Role) Decide(now time.Time, ov *Override) Record {
 // count because the metric is missing or stale.
 func (r *Role) loadInputs(now time.Time, prev int) (load, forecast Input, upper float64, frozen bool) {
 	p := r.params
-	if r.latest == nil {
+	if !r.hasLatest {
 		return Input{Source: "load", Count: prev, Detail: Text("no load sample yet: holding the current count")}, Input{}, 0, true
 	}
 	age := now.Sub(r.latest.At)
@@ -269,11 +277,13 @@ func (r *Role) loadInputs(now time.Time, prev int) (load, forecast Input, upper 
 	horizon := p.Lead + p.Interval
 	var est predictor.Estimate
 	var err error
+	form := formForecast
 	if lf, ok := r.forecaster.(laterForecaster); ok {
 		// Hosts asked for now serve once ready, from now+lead on: size them
 		// for that stretch; the stretch before it was provided for by the
-		// decisions of one lead time ago. (NewRole words the window so.)
+		// decisions of one lead time ago.
 		est, err = lf.ForecastAfter(now, p.Lead, horizon)
+		form = formForecastAfter
 	} else {
 		est, err = r.forecaster.Forecast(now, horizon)
 	}
@@ -295,24 +305,40 @@ func (r *Role) loadInputs(now time.Time, prev int) (load, forecast Input, upper 
 	}
 	n := r.need(est.Upper)
 	forecast = Input{Source: "forecast", Count: n,
-		Detail: Detail{form: formForecast, x: est.Upper, q: q, n: n, text: est.Model, role: r.words}}
+		Detail: Detail{form: form, x: est.Upper, q: q, n: n, text: est.Model, role: r.words}}
 	return load, forecast, est.Upper, false
 }
 
+// remember adds the count wanted at now to the recent recommendations
+// and forgets those made at or before now minus the stabilization.
 func (r *Role) remember(now time.Time, count int) {
 	cut := now.Add(-r.params.Stabilization)
-	kept := r.recent[:0]
-	for _, rc := range r.recent {
-		if rc.at.After(cut) {
-			kept = append(kept, rc)
-		}
+	expired := func(rc recommendation) bool { return !rc.at.After(cut) }
+	// Decisions come in time order, as a rule: the oldest expire first and
+	// are left behind, not copied over. One out of order (restored, or
+	// decided for an earlier now) is dropped in place.
+	for r.old < len(r.recent) && expired(r.recent[r.old]) {
+		r.old++
 	}
-	r.recent = append(kept, recommendation{at: now, count: count})
+	if live := r.recent[r.old:]; slices.ContainsFunc(live, expired) {
+		r.recent = r.recent[:r.old+len(slices.DeleteFunc(live, expired))]
+	}
+	r.add(recommendation{at: now, count: count})
+}
+
+// add appends to the recent recommendations, moving the live ones to the
+// front of their room rather than growing it while expired ones fill it.
+func (r *Role) add(rc recommendation) {
+	if len(r.recent) == cap(r.recent) && r.old > 0 {
+		n := copy(r.recent, r.recent[r.old:])
+		r.recent, r.old = r.recent[:n], 0
+	}
+	r.recent = append(r.recent, rc)
 }
 
 func (r *Role) highestRecent() int {
 	h := -1
-	for _, rc := range r.recent {
+	for _, rc := range r.recent[r.old:] {
 		h = max(h, rc.count)
 	}
 	return h
