@@ -74,9 +74,8 @@ func (o Options) withDefaults() (Options, error) {
 var leads = []int{1, 2, 4, 8, 16, 32, 64, 128, 256}
 
 const (
-	errCap      = 2048 // errors kept per lead
-	minErrs     = 50   // errors needed before a lead's quantile is trusted
-	shiftRun    = 3    // consecutive large same-sign errors that move the level
+	minErrs     = 50 // errors needed before a lead's quantile is trusted
+	shiftRun    = 3  // consecutive large same-sign errors that move the level
 	shiftSigmas = 4.0
 )
 
@@ -116,11 +115,7 @@ type Online struct {
 	run   int     // consecutive large errors of the same sign
 	runE  float64 // their sum
 	hist  [512]state
-	errs  []rankedRing // per lead, the last errCap signed errors
-	qs    []float64    // cached quantiles per lead
-	qsOK  []bool       // qs[li] is computed
-	qsAt  int          // total errors when qs was computed
-	errT  int
+	errs  []conformalBound // per lead, the bound of the signed errors
 	err   error
 
 	// Window-maximum calibration (see windowTrack).
@@ -210,7 +205,7 @@ func (f *onlineFit) dampAfter(d, k int64) float64 {
 // fail with the reason.
 func New(opts Options) *Online {
 	o, err := opts.withDefaults()
-	f := &Online{opts: o, err: err, errs: make([]rankedRing, len(leads)), cands: onlineCandidates}
+	f := &Online{opts: o, err: err, errs: make([]conformalBound, len(leads)), cands: onlineCandidates}
 	if err != nil {
 		return f
 	}
@@ -223,11 +218,12 @@ func New(opts Options) *Online {
 	}
 	f.vals = make([]float64, f.w)
 	f.has = make([]bool, f.w)
+	alpha := 1 - o.Quantile
 	for i := range f.errs {
-		f.errs[i] = newRankedRing(errCap)
+		f.errs[i] = newConformalBound(alpha)
 	}
 	for _, h := range windowLeads {
-		f.wins = append(f.wins, windowTrack{h: int64(h), stride: int64(max(1, h/8)), scores: newRankedRing(errCap)})
+		f.wins = append(f.wins, windowTrack{h: int64(h), stride: int64(max(1, h/8)), scores: newConformalBound(alpha)})
 	}
 	return f
 }
@@ -569,8 +565,7 @@ func (o *Online) update(i int64, v float64) {
 		if h.idx != i-int64(l) {
 			continue
 		}
-		o.errs[li].push(v - o.predictFrom(h, i))
-		o.errT++
+		o.errs[li].add(v - o.predictFrom(h, i))
 	}
 	// The smoothed absolute one-step error scales the window scores.
 	if i-o.last <= o.k {
@@ -604,27 +599,13 @@ func (o *Online) update(i int64, v float64) {
 }
 
 // margin is the amount to add to a point forecast d steps ahead to reach
-// the upper quantile. o.mu is held.
+// the upper quantile: the conformal bound of the errors tracked at the
+// leads around d (see conformalBound), or the fit's fallback while they
+// are too few. o.mu is held.
 func (o *Online) margin(d int64) float64 {
-	if o.qs == nil || o.errT-o.qsAt >= 64 {
-		if o.qs == nil {
-			o.qs, o.qsOK = make([]float64, len(leads)), make([]bool, len(leads))
-		}
-		clear(o.qsOK)
-		o.qsAt = o.errT
-	}
-	// A lead's quantile is computed when first needed after a refresh: the
-	// rings of leads nobody asks for are never sorted.
 	at := func(li int) float64 {
-		if !o.qsOK[li] {
-			o.qs[li] = math.NaN()
-			if o.errs[li].len() >= minErrs {
-				o.qs[li] = math.Max(0, o.errs[li].quantile(o.opts.Quantile))
-			}
-			o.qsOK[li] = true
-		}
-		if q := o.qs[li]; !math.IsNaN(q) {
-			return q
+		if q, ok := o.errs[li].bound(); ok {
+			return math.Max(0, q)
 		}
 		return o.fit.fallback
 	}

@@ -429,12 +429,12 @@ func TestOnlineModelChangeErrors(t *testing.T) {
 			}
 			pushed := make([]int, len(leads))
 			for li := range leads {
-				pushed[li] = o.errs[li].n
+				pushed[li] = o.errs[li].scores.n
 			}
 			end = end.Add(24 * time.Hour)
 			feed(o, end, end.Add(12*time.Hour), time.Hour, load)
 			for li, l := range leads {
-				r := &o.errs[li]
+				r := &o.errs[li].scores
 				for k := pushed[li]; k < r.n; k++ {
 					// The load swings by 40 around 100 (70 at weekends):
 					// an error of 20 is already a poor forecast.

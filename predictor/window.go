@@ -11,15 +11,13 @@ var windowLeads = []int{1, 2, 4, 8, 16, 32, 64, 128}
 // records the forecast of that maximum (the highest point forecast over the
 // window) and the scale at the time; once the window has passed it stores
 // the realised score (actual maximum - predicted maximum) / scale. The
-// upper bound of a new window is its predicted maximum plus the empirical
-// quantile of the last errCap scores times the current scale.
+// upper bound of a new window is its predicted maximum plus the conformal
+// bound of the last errCap scores (see conformalBound) times the current
+// scale.
 type windowTrack struct {
 	h, stride int64
-	pend      []pendingMax // origins in increasing order
-	scores    rankedRing   // the last errCap scores
-	q         float64      // cached quantile of scores
-	qAt       int          // n when q was computed
-	qOK       bool         // q is set
+	pend      []pendingMax   // origins in increasing order
+	scores    conformalBound // the bound of the scores
 }
 
 type pendingMax struct {
@@ -131,7 +129,7 @@ func (o *Online) trackWindows(i int64) {
 			if 2*cnt < w.h {
 				continue
 			}
-			w.scores.push((hi - p.pred) / p.scale)
+			w.scores.add((hi - p.pred) / p.scale)
 		}
 		if done > 0 {
 			w.pend = append(w.pend[:0], w.pend[done:]...)
@@ -147,19 +145,7 @@ func (o *Online) trackWindows(i int64) {
 // steps from the last sample, interpolated in log h between the tracked
 // lengths; ok is false while too few scores are tracked. o.mu is held.
 func (o *Online) windowQuantile(h int64) (q float64, ok bool) {
-	at := func(wi int) (float64, bool) {
-		w := &o.wins[wi]
-		if w.scores.len() < minErrs {
-			return 0, false
-		}
-		if !w.qOK || w.scores.n-w.qAt >= 16 {
-			// The finite-sample conformal level.
-			lv := math.Min(1, o.opts.Quantile*(1+1/float64(w.scores.len())))
-			w.q = w.scores.quantile(lv)
-			w.qAt, w.qOK = w.scores.n, true
-		}
-		return w.q, true
-	}
+	at := func(wi int) (float64, bool) { return o.wins[wi].scores.bound() }
 	if h <= o.wins[0].h {
 		return at(0)
 	}
