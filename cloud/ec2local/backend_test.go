@@ -296,8 +296,8 @@ func sdkClient(t *testing.T, srv *ec2test.Server, id, secret string) *ec2.Client
 // shuts down). Either way, describing shows the state reason within a few
 // polls, and the console ends with what the host's process printed.
 func TestHostDies(t *testing.T) {
-	cloud, _ := newCloudBooting(t, "127.0.95.24/29", time.Minute)
-	runCloud, _ := newCloud(t, "127.0.95.32/29")
+	cloud, _ := newCloudBooting(t, "127.0.99.0/29", time.Minute)
+	runCloud, _ := newCloud(t, "127.0.99.8/29")
 	tests := []struct {
 		name       string
 		cloud      *local.Provider
