@@ -229,7 +229,8 @@ func (l *Loop) Last() ([]Record, time.Time, error) {
 
 // inherit takes over another Role's memory (after a reload).
 func (r *Role) inherit(o *Role) {
-	r.desired, r.recent, r.old, r.latest, r.hasLatest = o.desired, o.recent, o.old, o.latest, o.hasLatest
+	r.desired, r.latest, r.hasLatest = o.desired, o.latest, o.hasLatest
+	r.recent, r.old, r.unordered = o.recent, o.old, o.unordered
 	if r.forecaster == nil || o.forecaster != nil {
 		r.forecaster = o.forecaster
 	}

@@ -19,7 +19,8 @@ func TestRememberKeepsTheWindow(t *testing.T) {
 	}{
 		{name: "in time order"},
 		{name: "with restores", restore: 0.1},
-		{name: "out of order", backStep: 0.2, restore: 0.05},
+		{name: "out of order", backStep: 0.2},
+		{name: "out of order with restores", backStep: 0.2, restore: 0.05},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))

@@ -74,9 +74,11 @@ type Role struct {
 	hasLatest  bool
 	desired    int
 	// recent[old:] are the counts wanted within the stabilization window,
-	// recent[:old] expired ones whose room is reused.
-	recent []recommendation
-	old    int
+	// recent[:old] expired ones whose room is reused. unordered is set
+	// when recent[old:] may not be in time order.
+	recent    []recommendation
+	old       int
+	unordered bool
 	// words are the settings the records' details quote.
 	words *roleWords
 }
@@ -100,6 +102,10 @@ func (r *Role) Desired() int { return r.desired }
 func (r *Role) Restore(desired int, at time.Time) {
 	r.desired = desired
 	r.add(recommendation{at: at, count: desired})
+	// A restored time has no monotonic clock reading, unlike the service's
+	// decisions: it is compared with them on the wall clock, with the cut
+	// on the monotonic one, so order is not assumed.
+	r.unordered = true
 }
 
 // Observe records a load sample and feeds it to the forecaster. Samples
@@ -315,13 +321,16 @@ func (r *Role) remember(now time.Time, count int) {
 	cut := now.Add(-r.params.Stabilization)
 	expired := func(rc recommendation) bool { return !rc.at.After(cut) }
 	// Decisions come in time order, as a rule: the oldest expire first and
-	// are left behind, not copied over. One out of order (restored, or
-	// decided for an earlier now) is dropped in place.
+	// are left behind, not copied over, and the others need no look. When
+	// the order is not known (a restore, a decision for an earlier now),
+	// every one is looked at, and expired ones are dropped in place.
 	for r.old < len(r.recent) && expired(r.recent[r.old]) {
 		r.old++
 	}
-	if live := r.recent[r.old:]; slices.ContainsFunc(live, expired) {
-		r.recent = r.recent[:r.old+len(slices.DeleteFunc(live, expired))]
+	if r.unordered {
+		live := slices.DeleteFunc(r.recent[r.old:], expired)
+		r.recent = r.recent[:r.old+len(live)]
+		r.unordered = len(live) > 0
 	}
 	r.add(recommendation{at: now, count: count})
 }
@@ -329,6 +338,9 @@ func (r *Role) remember(now time.Time, count int) {
 // add appends to the recent recommendations, moving the live ones to the
 // front of their room rather than growing it while expired ones fill it.
 func (r *Role) add(rc recommendation) {
+	if len(r.recent) > r.old && rc.at.Before(r.recent[len(r.recent)-1].at) {
+		r.unordered = true
+	}
 	if len(r.recent) == cap(r.recent) && r.old > 0 {
 		n := copy(r.recent, r.recent[r.old:])
 		r.recent, r.old = r.recent[:n], 0
