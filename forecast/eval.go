@@ -188,6 +188,9 @@ type TraceReport struct {
 	PerStep Band
 	// InsufficientHistory counts origins where tide declined to forecast.
 	InsufficientHistory int
+	// ModelChanges counts the refits at which tide's forecaster changed
+	// its model (predictor.Online.ModelChanges), over the whole run.
+	ModelChanges int
 }
 
 // Band accumulates the coverage and the width of upper bounds.
@@ -296,6 +299,7 @@ func EvalTrace(ctx context.Context, tr *trace.Trace, opts TraceOptions) (TraceRe
 		}
 		rep.Window.add(hi, est.Point, est.Upper)
 	}
+	rep.ModelChanges = o.ModelChanges()
 	if rep.Origins == 0 {
 		return rep, fmt.Errorf("evaluating trace: no origin with history and actuals (%d samples, step %v)", len(tr.Points), step)
 	}

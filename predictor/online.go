@@ -101,6 +101,7 @@ type Online struct {
 	sinceRefit int64 // steps of data since the last refit
 	refitting  bool
 	refits     int
+	changes    int     // refits that changed the model
 	sel        *choice // the model last chosen
 	selAt      int64   // newest step index when it was chosen
 	cands      []spec  // the candidates chosen from (onlineCandidates)
@@ -315,6 +316,14 @@ func (o *Online) Refits() int {
 	return o.refits
 }
 
+// ModelChanges returns how many refits have changed the model (a choice
+// among the candidates that differed from the model in use).
+func (o *Online) ModelChanges() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.changes
+}
+
 // Refit fits the seasonal model again on the history kept. It holds the
 // lock only to copy the history and to install the result, so that Observe
 // and Forecast proceed meanwhile. It returns ErrInsufficientHistory with
@@ -367,13 +376,13 @@ func (o *Online) Refit() error {
 	for li := range o.errs {
 		fallback = fallback || o.errs[li].len() < minErrs
 	}
-	prev := o.sel
+	prev, last := o.sel, o.sel
 	if prev != nil && (o.opts.SelectEvery < 0 || (newest-o.selAt)*int64(o.opts.Step) >= int64(o.opts.SelectEvery)) {
 		prev = nil
 	}
 	o.mu.Unlock()
 
-	fit, sel := o.fitCoarse(coarse, cnt, cb0, recent, prev, fallback)
+	fit, sel := o.fitCoarse(coarse, cnt, cb0, recent, prev, last, fallback)
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -381,6 +390,7 @@ func (o *Online) Refit() error {
 	o.refits++
 	if o.fit != nil && o.fit.spec != fit.spec {
 		o.forgetModelStates()
+		o.changes++
 	}
 	if sel != prev {
 		o.sel, o.selAt = sel, newest
@@ -430,7 +440,7 @@ type sample struct {
 // fitCoarse imputes the missing model steps, chooses the model (or keeps
 // prev, when not nil and still applicable) and fits it. It returns the fit
 // and the choice. The fallback margin is computed only when asked for.
-func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []sample, prev *choice, fallback bool) (*onlineFit, *choice) {
+func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []sample, prev, last *choice, fallback bool) (*onlineFit, *choice) {
 	p0 := 1
 	if len(o.periods) > 0 {
 		p0 = o.periods[0]
@@ -458,7 +468,11 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 	if ch != nil {
 		keep = &ch.ets
 	} else {
-		ch = &choice{sel: selectFrom(o.cands, coarse, o.periods, hv, w0, &o.scratch)}
+		var inc *spec
+		if last != nil {
+			inc = &last.sel.spec
+		}
+		ch = &choice{sel: selectFrom(o.cands, coarse, o.periods, hv, w0, &o.scratch, inc, switchMargin)}
 	}
 	sel := &ch.sel
 	f := &onlineFit{spec: sel.spec, cb0: cb0}
@@ -510,6 +524,18 @@ func (o *Online) fitCoarse(coarse []float64, cnt []int, cb0 int64, recent []samp
 	f.prepare(o.k)
 	return f, ch
 }
+
+// switchMargin is how much better (in validation MASE, relative) than the
+// model in use a challenger must be to replace it at a daily choice. The
+// choice is made on one day of validation: without a margin the model
+// changed at 46% of the choices on the app-server trace (16 weeks), each
+// change forgetting the states the errors are measured from. With 5%:
+// 1072 -> 897 changes over the app-server trace's five years, 51 -> 39
+// over 16 weeks, 23 -> 13 over NASA's two months; MASE 0.435 either way
+// over five years, 0.469 both over the last year, NASA's July 0.535 ->
+// 0.545 and its August 0.583 both; coverage within 0.001; 10% cut more
+// changes but raised the app-server's last-year MASE to 0.474.
+const switchMargin = 0.05
 
 // onlineCandidates are the decomposition models using all periods, whose
 // level can be updated sample by sample; few, to keep refits cheap.

@@ -427,6 +427,9 @@ func TestOnlineModelChangeErrors(t *testing.T) {
 			if got := o.fit.spec; got != tc.to {
 				t.Fatalf("model %+v after the change, want %+v", got, tc.to)
 			}
+			if n := o.ModelChanges(); n != 1 {
+				t.Errorf("ModelChanges() = %d, want 1", n)
+			}
 			pushed := make([]int, len(leads))
 			for li := range leads {
 				pushed[li] = o.errs[li].scores.n

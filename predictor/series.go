@@ -16,7 +16,12 @@ type selection struct {
 // its validation errors. Too short a series selects the first candidate.
 // w0, if not nil, gives prior weights per value (0 for imputed values); sc,
 // if not nil, provides the fits' working arrays.
-func selectFrom(cands []spec, y []float64, periods []int, hv int, w0 []float64, sc *scratch) selection {
+//
+// When incumbent is not nil (the model chosen last time), it is kept
+// unless a challenger's score is lower than its own by more than the
+// share margin: a challenger only as good, within the noise of one
+// validation window, does not replace it.
+func selectFrom(cands []spec, y []float64, periods []int, hv int, w0 []float64, sc *scratch, incumbent *spec, margin float64) selection {
 	best := selection{spec: cands[0]}
 	n := len(y)
 	shortest := 1
@@ -29,6 +34,8 @@ func selectFrom(cands []spec, y []float64, periods []int, hv int, w0 []float64, 
 	train, test := y[:n-hv], y[n-hv:]
 	scale := seasonalScale(train, shortest)
 	bestScore := math.Inf(1)
+	var inc *selection
+	incScore := math.NaN()
 	for _, s := range cands {
 		// The chosen model is refitted on all of y: it must apply to all.
 		if !s.applicable(y) {
@@ -44,14 +51,24 @@ func selectFrom(cands []spec, y []float64, periods []int, hv int, w0 []float64, 
 			score += math.Abs(test[j] - f[j])
 		}
 		score /= scale * float64(hv)
-		if score < bestScore || math.IsNaN(bestScore) {
-			bestScore = score
-			errs := make([]float64, hv)
-			for j := range f {
-				errs[j] = test[j] - f[j]
-			}
-			best = selection{spec: s, errors: errs}
+		isInc := incumbent != nil && s == *incumbent
+		if !(score < bestScore || math.IsNaN(bestScore)) && !isInc {
+			continue
 		}
+		errs := make([]float64, hv)
+		for j := range f {
+			errs[j] = test[j] - f[j]
+		}
+		sel := selection{spec: s, errors: errs}
+		if isInc {
+			inc, incScore = &sel, score
+		}
+		if score < bestScore || math.IsNaN(bestScore) {
+			bestScore, best = score, sel
+		}
+	}
+	if inc != nil && !(bestScore < incScore*(1-margin)) {
+		return *inc
 	}
 	return best
 }
