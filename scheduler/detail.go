@@ -20,9 +20,9 @@ type Detail struct {
 	// (formReactive) or the forecast's model (formForecast, formForecastAfter).
 	text string
 	// x is the load (formReactive, formCarried) or the forecast's upper
-	// bound (formForecast); q the forecast's quantile.
+	// bound (formForecast, formForecastAfter); q the forecast's quantile.
 	x, q float64
-	// n is the hosts the forecast needs (formForecast), the hosts held
+	// n is the hosts the forecast needs (formForecast...), the hosts held
 	// (formStabilization) or the limit (formMin, formMax, formStepLimit).
 	n    int
 	role *roleWords
