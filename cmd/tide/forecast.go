@@ -157,7 +157,7 @@ func runForecastEval(ctx context.Context, e *env, fs *flag.FlagSet, args []strin
 		return err
 	}
 	w := e.Stdout
-	fmt.Fprintf(w, "step %v, horizon %v, origins %d, time %.1fs\n", rep.Step, rep.Horizon, rep.Origins, time.Since(begin).Seconds())
+	fmt.Fprintf(w, "step %v, horizon %v, origins %d, model changes %d, time %.1fs\n", rep.Step, rep.Horizon, rep.Origins, rep.ModelChanges, time.Since(begin).Seconds())
 	fmt.Fprintf(w, "%-22s %7s %7s\n", "model", "MASE", "sMAPE")
 	for _, s := range rep.Models {
 		fmt.Fprintf(w, "%-22s %7.3f %7.3f\n", s.Name, s.MASE(), s.SMAPE())

@@ -125,7 +125,7 @@ func TestForecastEval(t *testing.T) {
 		t.Fatalf("exit %d: %s %s", code, stdout, stderr)
 	}
 	out := stdout.String()
-	for _, want := range []string{"step 1h0m0s, horizon 3h0m0s", "seasonal-naive-daily", "seasonal-naive-weekly", "coverage of the window maximum"} {
+	for _, want := range []string{"step 1h0m0s, horizon 3h0m0s", "model changes ", "seasonal-naive-daily", "seasonal-naive-weekly", "coverage of the window maximum"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
