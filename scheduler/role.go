@@ -110,8 +110,14 @@ func (r *Role) Restore(desired int, at time.Time) {
 
 // Observe records a load sample and feeds it to the forecaster. Samples
 // older than the latest one still reach the forecaster but do not replace
-// the latest.
+// the latest. NaN and infinite values are dropped: to the role they are
+// missing samples (the metric goes stale), not a load.
 func (r *Role) Observe(s Sample) {
+	if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
+		// Not a load: a metric that only reports these is missing, and
+		// goes stale.
+		return
+	}
 	if r.forecaster != nil {
 		r.forecaster.Observe(s.At, s.Value)
 	}
@@ -297,6 +303,9 @@ func (r *Role) loadInputs(now time.Time, prev int) (load, forecast Input, upper 
 	case errors.Is(err, predictor.ErrInsufficientHistory):
 		reactive.Detail.text = "; no forecast yet (less than one season of history): reactive scaling with headroom"
 		return reactive, Input{}, 0, false
+	case err == nil && (math.IsNaN(est.Upper) || math.IsInf(est.Upper, 0)):
+		err = fmt.Errorf("upper bound %v", est.Upper)
+		fallthrough
 	case err != nil:
 		reactive.Detail.text = fmt.Sprintf("; forecast failed (%v): reactive scaling with headroom", err)
 		return reactive, Input{}, 0, false
