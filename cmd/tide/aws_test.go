@@ -10,18 +10,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/tideops/tide/cloud/aws"
@@ -30,6 +36,7 @@ import (
 	"github.com/tideops/tide/cloud/local"
 	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/internal/localtest"
 )
 
 // ec2Env runs tide commands against the aws cloud, through the real SDK,
@@ -69,6 +76,12 @@ roles:
 
 func newEC2Env(t *testing.T, name, network string, wrap func(http.Handler) http.Handler) *ec2Env {
 	t.Helper()
+	return newEC2EnvBooting(t, name, network, wrap, 200*time.Millisecond)
+}
+
+// newEC2EnvBooting is newEC2Env with hosts that take bootDelay to boot.
+func newEC2EnvBooting(t *testing.T, name, network string, wrap func(http.Handler) http.Handler, bootDelay time.Duration) *ec2Env {
+	t.Helper()
 	dir := t.TempDir()
 	f := &ec2Env{t: t, stateDir: filepath.Join(dir, "state"), file: filepath.Join(dir, "fleet.yaml"),
 		keyFile: filepath.Join(dir, "id_ed25519")}
@@ -80,7 +93,7 @@ func newEC2Env(t *testing.T, name, network string, wrap func(http.Handler) http.
 		StateDir:       filepath.Join(dir, "ec2"),
 		Network:        network,
 		Port:           2222,
-		BootDelay:      200 * time.Millisecond,
+		BootDelay:      bootDelay,
 		AuthorizedKeys: []ssh.PublicKey{signer.PublicKey()},
 		StopGrace:      3 * time.Second,
 	})
@@ -370,6 +383,319 @@ func TestApplyThroughEC2(t *testing.T) {
 	if hosts, err := f.cloud.List(ctx, ""); err != nil || len(hosts) != 0 {
 		t.Errorf("local hosts left after down: %d (%v)", len(hosts), err)
 	}
+}
+
+// crashHost makes the process of local host lid crash as a Go program
+// does (SIGQUIT: the runtime prints every goroutine's stack to stderr, the
+// host's console log, and exits), once it has made its host key (so that
+// the runtime is up to print), and waits until its processes are gone.
+func crashHost(cloud *local.Provider, lid string) error {
+	key := filepath.Join(cloud.HostDir(lid), "ssh_host_ed25519_key")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(key); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("host %s made no key within 20s", lid)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+	marker := "TIDE_HOST_ID=" + lid
+	pids := localtest.ProcessesWith(marker)
+	if len(pids) == 0 {
+		return fmt.Errorf("no process of host %s", lid)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGQUIT); err != nil {
+			return err
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); len(localtest.ProcessesWith(marker)) > 0; {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("host %s still runs after SIGQUIT", lid)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// TestApplyThroughEC2HostDiesWhileBooting: the local host behind a new EC2
+// instance crashes while it boots (before tide has even seen the launch's
+// answer). The instance terminates as one that fails to launch does on EC2
+// (Server.InternalError), its console says why, the apply reports the
+// label failed with instance-gone at once rather than at the 5 minute
+// address deadline, and the next apply launches the label again.
+func TestApplyThroughEC2HostDiesWhileBooting(t *testing.T) {
+	var (
+		f       *ec2Env
+		mu      sync.Mutex
+		crashed string // the instance whose host crashed
+	)
+	crashFirstLaunch := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			form, _ := url.ParseQuery(string(body))
+			mu.Lock()
+			defer mu.Unlock()
+			if form.Get("Action") != "RunInstances" || crashed != "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			for _, in := range f.srv.Instances() {
+				if in.Label != "web-1" {
+					continue
+				}
+				hosts, err := f.cloud.List(context.Background(), "")
+				for _, h := range hosts {
+					if h.Tags[ec2local.TagInstanceID] == in.ID {
+						err = crashHost(f.cloud, h.ID)
+						crashed = in.ID
+					}
+				}
+				if err != nil || crashed == "" {
+					t.Errorf("crashing the host of %s: %v", in.ID, err)
+				}
+			}
+			maps.Copy(w.Header(), rec.Header())
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+		})
+	}
+	f = newEC2EnvBooting(t, "it-ec2-crash", "127.0.99.64/27", crashFirstLaunch, 2*time.Second)
+	f.schedule("it-ec2-crash", 0, 1)
+
+	// Were the death not seen, the apply would wait 5 minutes for an
+	// address: the context ends it long before.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	code, out, errOut := f.run(ctx, "apply", "--output", "json")
+	rep := decodeReport(t, out)
+	if code != 1 || !slices.Equal(actionsOf(rep), []string{"web-1:failed"}) || rep.Hosts[0]["error_kind"] != "instance-gone" {
+		t.Fatalf("apply with a host crashing: exit %d, want 1 and web-1 failed with instance-gone\n%s\n%s", code, out, errOut)
+	}
+	mu.Lock()
+	dead := crashed
+	mu.Unlock()
+	if id := rep.Hosts[0]["instance_id"]; id != dead {
+		t.Errorf("failed host is instance %v, want %s (the one whose host crashed)", id, dead)
+	}
+
+	// EC2's view: terminated on an internal error, with a console that
+	// ends with the host process's own output.
+	client := ec2.New(ec2.Options{Region: "eu-west-1", BaseEndpoint: sdkaws.String(f.url),
+		Credentials: credentials.NewStaticCredentialsProvider("demo", "demo", ""), Retryer: sdkaws.NopRetryer{}})
+	d, err := client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: sdkaws.String("instance-id"), Values: []string{dead}}}})
+	if err != nil || len(d.Reservations) != 1 {
+		t.Fatalf("describing the crashed instance: %+v, %v", d, err)
+	}
+	in := d.Reservations[0].Instances[0]
+	if in.State.Name != ec2types.InstanceStateNameTerminated || in.StateReason == nil ||
+		sdkaws.ToString(in.StateReason.Code) != "Server.InternalError" {
+		t.Errorf("the crashed instance is %s (%+v), want terminated on Server.InternalError", in.State.Name, in.StateReason)
+	}
+	co, err := client.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: sdkaws.String(dead)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if console, _ := base64.StdEncoding.DecodeString(sdkaws.ToString(co.Output)); !strings.Contains(string(console), "SIGQUIT: quit") {
+		t.Errorf("the crashed instance's console does not say why:\n%s", console)
+	}
+
+	code, out, errOut = f.run(ctx, "apply", "--output", "json")
+	if got := actionsOf(decodeReport(t, out)); code != 0 || !slices.Equal(got, []string{"web-1:launched"}) {
+		t.Fatalf("apply after the crash: exit %d, %q, want web-1 launched\n%s", code, got, errOut)
+	}
+	if live := f.checkHosts("web-1"); live[0].ID == dead {
+		t.Errorf("web-1 is still the crashed instance %s", dead)
+	}
+}
+
+// TestServeBacksOffOnAuthFailure runs tide serve against the EC2 test
+// server with a wrong secret: the loop keeps deciding at every step, the
+// status says the cloud refused the credentials and when tide tries again,
+// a metric counts the refusals, and the converges (each a DescribeInstances
+// call) are spaced out rather than made at every step. Once the credentials
+// are fixed, a schedule reload loads them and the fleet converges.
+func TestServeBacksOffOnAuthFailure(t *testing.T) {
+	f := newEC2Env(t, "it-ec2-auth", "127.0.99.128/27", nil)
+	f.schedule("it-ec2-auth", 0, 1)
+	base, err := os.ReadFile(f.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeSchedule := func(extra string) {
+		t.Helper()
+		tmp := f.file + ".tmp" // renamed in place: the watcher never reads half a file
+		if err := os.WriteFile(tmp, append(append([]byte{}, base...), "interval: 200ms\n"+extra...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, f.file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSchedule("")
+
+	var mu sync.Mutex
+	vars := map[string]string{
+		"TIDE_STATE_DIR":        f.stateDir,
+		"TIDE_TOKEN":            testAPIToken,
+		"AWS_ACCESS_KEY_ID":     "demo",
+		"AWS_SECRET_ACCESS_KEY": "not-the-demo-secret",
+		"AWS_RETRY_MODE":        "standard",
+		"TIDE_AWS_MAX_BACKOFF":  "1ms",
+	}
+	var out, errb syncBuffer
+	e := &env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""),
+		Getenv: func(k string) string {
+			mu.Lock()
+			defer mu.Unlock()
+			return vars[k]
+		},
+		Logger: slog.New(slog.NewTextHandler(&errb, nil)),
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, e, []string{"serve", "-c", f.file, "--listen", "127.0.0.1:0", "--reload-poll", "50ms", "--grace", "5s"})
+	}()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("tide serve did not stop within 30s")
+		}
+	})
+	s := &servedFleet{out: &out, errs: &errb, done: done}
+	re := regexp.MustCompile(`listening on (http://[0-9.:]+)/`)
+	eventually(t, 20*time.Second, "tide serve to listen", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("tide serve exited %d: %s", code, errb.String())
+		default:
+		}
+		m := re.FindStringSubmatch(out.String())
+		if m != nil {
+			s.addr = m[1]
+		}
+		return m != nil
+	})
+	var st struct {
+		ApplyError string `json:"apply_error"`
+	}
+	status := func() string {
+		st.ApplyError = ""
+		if code := s.get(t, "/api/status", &st); code != http.StatusOK {
+			t.Fatalf("GET /api/status: %d", code)
+		}
+		return st.ApplyError
+	}
+	eventually(t, 20*time.Second, "the status to show the authentication failure", func() bool {
+		return strings.Contains(status(), "ec2 authentication failed")
+	})
+	for _, want := range []string{"SignatureDoesNotMatch", "tries again in", "SIGHUP"} {
+		if !strings.Contains(st.ApplyError, want) {
+			t.Errorf("apply error lacks %q: %s", want, st.ApplyError)
+		}
+	}
+
+	// Twelve steps (two decisions each, 2.4s at 200ms): without a backoff,
+	// twelve converges, each listing the fleet; with it, two or three.
+	decisions := func() float64 { return metricSum(t, s.addr, "tide_decisions_total") }
+	d0, c0 := decisions(), f.srv.Calls("DescribeInstances")
+	eventually(t, 30*time.Second, "twelve more steps", func() bool { return decisions() >= d0+24 })
+	if n := f.srv.Calls("DescribeInstances") - c0; n > 4 {
+		t.Errorf("%d DescribeInstances calls in twelve steps, want at most 4 (backing off)", n)
+	}
+	if n := metricSum(t, s.addr, `tide_failures_total{kind="cloud-auth"}`); n < 2 {
+		t.Errorf("tide_failures_total{kind=\"cloud-auth\"} = %v, want at least 2", n)
+	}
+	if n := len(f.srv.Instances()); n != 0 {
+		t.Errorf("%d instances launched with refused credentials", n)
+	}
+
+	// The credentials are fixed; a reload (here: the file changes) loads
+	// them and tries at once, without waiting out the backoff.
+	mu.Lock()
+	vars["AWS_SECRET_ACCESS_KEY"] = "demo"
+	mu.Unlock()
+	writeSchedule("# credentials fixed\n")
+	eventually(t, 60*time.Second, "web-1 to be launched and the error to clear", func() bool {
+		return status() == "" && len(f.srv.Instances()) == 1
+	})
+	f.checkHosts("web-1")
+}
+
+// TestAuthBackoff: the waits between converges refused for the
+// credentials start at the decision interval (a second at least), double,
+// stop growing at five minutes, and end with a converge that authenticates.
+func TestAuthBackoff(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		interval time.Duration
+		want     []time.Duration
+	}{
+		{"minute steps", time.Minute, []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 5 * time.Minute, 5 * time.Minute}},
+		{"short steps", 200 * time.Millisecond, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b authBackoff
+			if b.waiting(t0) {
+				t.Fatal("waiting before any failure")
+			}
+			now := t0
+			for i, want := range tt.want {
+				if got := b.failed(now, tt.interval); got != want {
+					t.Fatalf("failure %d: wait %s, want %s", i+1, got, want)
+				}
+				if !b.waiting(now.Add(want-time.Millisecond)) || b.waiting(now.Add(want)) {
+					t.Errorf("failure %d: waiting does not end after %s", i+1, want)
+				}
+				now = now.Add(want)
+			}
+			b.reset()
+			if b.waiting(now) || b.failed(now, tt.interval) != tt.want[0] {
+				t.Error("after a reset, the backoff does not start over")
+			}
+		})
+	}
+}
+
+// metricSum returns the sum of the samples of a metric at addr/metrics
+// whose line starts with prefix (a name, or a name with labels).
+func metricSum(t *testing.T, addr, prefix string) float64 {
+	t.Helper()
+	resp, err := http.Get(addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		rest := strings.TrimPrefix(line, prefix)
+		if !strings.HasPrefix(rest, " ") && !strings.HasPrefix(rest, "{") {
+			continue // another metric whose name starts with this one's
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
 
 // pinnedFingerprint returns the SHA256 fingerprint of host's key in a

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tideops/tide/clock"
+	"github.com/tideops/tide/cloud/aws"
 	"github.com/tideops/tide/config"
 	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/loadsource"
@@ -233,7 +234,47 @@ type service struct {
 	pending map[string]int
 	actKick chan struct{}
 	actErr  error
+	// authWait spaces converges out while the cloud refuses tide's
+	// credentials.
+	authWait authBackoff
 }
+
+// maxAuthBackoff is the longest wait between converges while the cloud
+// refuses tide's credentials.
+const maxAuthBackoff = 5 * time.Minute
+
+// authBackoff spaces converges out while the cloud refuses tide's
+// credentials, which retrying at every step does not fix: the first retry
+// comes at the next step (a second later at least), then the wait doubles
+// up to maxAuthBackoff. The
+// decisions go on meanwhile; the newest counts are applied at the next
+// attempt. Times are wall-clock times: the wait protects the cloud's API.
+type authBackoff struct {
+	wait  time.Duration // the last wait, 0 when the last converge authenticated
+	until time.Time     // no converge before then
+}
+
+// failed records an authentication failure at now and returns the wait
+// before the next attempt: first (the decision interval, a second at
+// least) the first time, then twice the last wait, at most maxAuthBackoff.
+func (b *authBackoff) failed(now time.Time, first time.Duration) time.Duration {
+	switch {
+	case b.wait == 0:
+		b.wait = max(first, time.Second)
+	default:
+		b.wait *= 2
+	}
+	b.wait = min(b.wait, maxAuthBackoff)
+	b.until = now.Add(b.wait)
+	return b.wait
+}
+
+// waiting reports whether a converge at now would come too early.
+func (b *authBackoff) waiting(now time.Time) bool { return now.Before(b.until) }
+
+// reset ends the backoff: the cloud accepted the credentials, or new ones
+// were loaded.
+func (b *authBackoff) reset() { *b = authBackoff{} }
 
 func newService(ctx context.Context, e *env, f serveFlags) (*service, error) {
 	s, hash, err := loadSchedule(f.file)
@@ -327,6 +368,9 @@ func (svc *service) openFleet(ctx context.Context, s *config.Schedule) error {
 	svc.mu.Lock()
 	old := svc.closeFleet
 	svc.fleet, svc.closeFleet, svc.fleetCmd = fl, closeFn, c
+	// New credentials may have come with the new fleet: the next step
+	// tries them.
+	svc.authWait.reset()
 	svc.mu.Unlock()
 	if old != nil {
 		old()
@@ -463,7 +507,9 @@ func (svc *service) Apply(ctx context.Context, desired map[string]int) error {
 
 // runActing converges the fleet to the newest desired counts each time
 // Apply hands some over, until ctx ends; a converge in progress then gets
-// the grace period to finish.
+// the grace period to finish. While the cloud refuses tide's credentials,
+// converges are spaced out (authBackoff): the counts handed over meanwhile
+// wait, the newest replacing the others.
 func (svc *service) runActing(ctx context.Context) {
 	for {
 		select {
@@ -472,6 +518,10 @@ func (svc *service) runActing(ctx context.Context) {
 		case <-svc.actKick:
 		}
 		svc.mu.Lock()
+		if svc.authWait.waiting(time.Now()) {
+			svc.mu.Unlock()
+			continue
+		}
 		desired := svc.pending
 		svc.pending = nil
 		svc.mu.Unlock()
@@ -479,13 +529,33 @@ func (svc *service) runActing(ctx context.Context) {
 			continue
 		}
 		err := svc.converge(ctx, desired)
-		if err != nil {
-			svc.logger.Error("converging the fleet failed", "err", err)
-		}
+		interval := svc.wallInterval()
 		svc.mu.Lock()
+		refused := errors.Is(err, aws.ErrAuthFailed)
+		var wait time.Duration
+		if refused {
+			wait = svc.authWait.failed(time.Now(), interval)
+			err = fmt.Errorf("%w (tide tries again in %s, waiting longer after each refusal, up to %s; "+
+				"a schedule reload, such as SIGHUP, loads the credentials afresh and tries at once)", err, wait, maxAuthBackoff)
+		} else {
+			svc.authWait.reset()
+		}
 		svc.actErr = err
 		svc.mu.Unlock()
+		switch {
+		case refused:
+			svc.metrics.Failure("cloud-auth")
+			svc.logger.Error("converging the fleet failed: the cloud refused the credentials", "err", err, "retry_in", wait)
+		case err != nil:
+			svc.logger.Error("converging the fleet failed", "err", err)
+		}
 	}
+}
+
+// wallInterval is the decision interval in wall-clock time (shorter than
+// the schedule's under --speed).
+func (svc *service) wallInterval() time.Duration {
+	return time.Duration(float64(svc.currentSchedule().Interval.D()) / svc.flags.speed)
 }
 
 // converge converges the fleet once and keeps the measured launch-to-ready
