@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -286,9 +287,16 @@ func sdkClient(t *testing.T, srv *ec2test.Server, id, secret string) *ec2.Client
 		Region:       srv.Region(),
 		BaseEndpoint: aws.String(hs.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider(id, secret, ""),
-		Retryer:      aws.NopRetryer{},
+		// The standard retryer, without waits: the SDK retries a response
+		// whose connection the transport closed while it was read
+		// (aws/aws-sdk-go-v2#2737), which a loaded machine sees.
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) { o.Backoff = noBackoff{} }),
 	})
 }
+
+type noBackoff struct{}
+
+func (noBackoff) BackoffDelay(int, error) (time.Duration, error) { return 0, nil }
 
 // TestHostDies: the host of an instance dies. While booting, the instance
 // terminates (EC2's "Server.InternalError: Internal error on launch") and

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -385,6 +386,11 @@ func TestApplyThroughEC2(t *testing.T) {
 	}
 }
 
+// zeroBackoff makes the SDK retry at once.
+type zeroBackoff struct{}
+
+func (zeroBackoff) BackoffDelay(int, error) (time.Duration, error) { return 0, nil }
+
 // crashHost makes the process of local host lid crash as a Go program
 // does (SIGQUIT: the runtime prints every goroutine's stack to stderr, the
 // host's console log, and exits), once it has made its host key (so that
@@ -487,7 +493,11 @@ func TestApplyThroughEC2HostDiesWhileBooting(t *testing.T) {
 	// EC2's view: terminated on an internal error, with a console that
 	// ends with the host process's own output.
 	client := ec2.New(ec2.Options{Region: "eu-west-1", BaseEndpoint: sdkaws.String(f.url),
-		Credentials: credentials.NewStaticCredentialsProvider("demo", "demo", ""), Retryer: sdkaws.NopRetryer{}})
+		Credentials: credentials.NewStaticCredentialsProvider("demo", "demo", ""),
+		// The standard retryer, without waits: the SDK retries a response
+		// whose connection the transport closed while it was read
+		// (aws/aws-sdk-go-v2#2737), which a loaded machine sees.
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) { o.Backoff = zeroBackoff{} })})
 	d, err := client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
 		{Name: sdkaws.String("instance-id"), Values: []string{dead}}}})
 	if err != nil || len(d.Reservations) != 1 {
