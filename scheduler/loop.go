@@ -159,12 +159,20 @@ func (l *Loop) Step(ctx context.Context) []Record {
 		// that Last stays responsive.
 		if err = l.act.Apply(ctx, desired); err != nil {
 			err = fmt.Errorf("applying desired counts: %w", err)
-			l.logger.Error("apply failed", "err", err)
 		}
 	}
 	l.mu.Lock()
+	prev := l.lastErr
 	l.lastErr = err
 	l.mu.Unlock()
+	// An error is logged when it appears or changes, not at every step
+	// it lasts (a cloud refusing the credentials fails every step).
+	switch {
+	case err != nil && (prev == nil || prev.Error() != err.Error()):
+		l.logger.Error("apply failed", "err", err)
+	case err == nil && prev != nil:
+		l.logger.Info("apply succeeded again", "after", prev.Error())
+	}
 	return recs
 }
 

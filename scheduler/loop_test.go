@@ -1,8 +1,11 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -182,5 +185,42 @@ func TestLoopMissingMetricFreezes(t *testing.T) {
 	recs := l.Step(context.Background())
 	if !recs[0].Frozen || recs[0].Desired != 12 {
 		t.Fatalf("missing metric: %s", recs[0])
+	}
+}
+
+// failingActuator fails with the errors it is given, one per Apply.
+type failingActuator struct{ errs []error }
+
+func (f *failingActuator) Apply(context.Context, map[string]int) error {
+	err := f.errs[0]
+	f.errs = f.errs[1:]
+	return err
+}
+
+// TestLoopLogsAnApplyErrorOnce: an error that lasts is logged when it
+// appears and when it changes, not at every step; its end is logged too.
+func TestLoopLogsAnApplyErrorOnce(t *testing.T) {
+	vc := clock.NewVirtual(t0)
+	load := &fakeLoad{values: map[string]float64{"web": 100}}
+	denied := errors.New("ec2 authentication failed")
+	act := &failingActuator{errs: []error{denied, denied, denied, nil, denied, errors.New("throttled"), nil}}
+	var logged bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	l := NewLoop(&Plan{Roles: []*Role{NewRole(baseParams(), nil, nil)}}, LoopDeps{Clock: vc, Load: load, Act: act, Logger: logger})
+	for range 7 {
+		l.Step(context.Background())
+		vc.Advance(time.Minute)
+	}
+	out := logged.String()
+	if n := strings.Count(out, `msg="apply failed"`); n != 3 {
+		t.Errorf("apply failed logged %d times, want 3 (when it appears, again after a success, and when it changes):\n%s", n, out)
+	}
+	if n := strings.Count(out, `msg="apply succeeded again"`); n != 2 {
+		t.Errorf("apply succeeded again logged %d times, want 2:\n%s", n, out)
 	}
 }
