@@ -779,9 +779,9 @@ func TestEC2Demo(t *testing.T) {
 	exited := make(chan int, 1)
 	go func() {
 		exited <- run(ctx, de, []string{"ec2-demo", "--listen", "127.0.0.1:0", "--state-dir", demoState,
-			"--network", "127.0.96.0/29", "--boot-delay", "200ms"})
+			"--network", "127.0.83.0/29", "--boot-delay", "200ms"})
 	}()
-	cloud, err := local.New(local.Options{StateDir: demoState, Network: "127.0.96.0/29", StopGrace: 3 * time.Second})
+	cloud, err := local.New(local.Options{StateDir: demoState, Network: "127.0.83.0/29", StopGrace: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -833,7 +833,7 @@ func TestEC2Demo(t *testing.T) {
 	if code, out, errOut := tide("apply"); code != 0 || !strings.Contains(out, "2 launched") {
 		t.Fatalf("apply against the demo: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if code, out, errOut := tide("status"); code != 0 || !strings.Contains(out, "127.0.96.") || !strings.Contains(out, "2 hosts") {
+	if code, out, errOut := tide("status"); code != 0 || !strings.Contains(out, "127.0.83.") || !strings.Contains(out, "2 hosts") {
 		t.Fatalf("status against the demo: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// The demo checks signatures: other credentials are refused, clearly.

@@ -245,8 +245,8 @@ func TestRollbackWalksTheHistory(t *testing.T) {
 func TestRollbackWithoutRecordedHistory(t *testing.T) {
 	ctx := context.Background()
 	const name = "rollbackseed"
-	f := newFleetEnv(t, name, "127.0.63.0/24")
-	text := strings.Replace(fmt.Sprintf(rollbackSchedule, name, "127.0.63.0/24"), "min: 2\n    max: 2", "min: 1\n    max: 1", 1)
+	f := newFleetEnv(t, name, "127.0.82.0/24")
+	text := strings.Replace(fmt.Sprintf(rollbackSchedule, name, "127.0.82.0/24"), "min: 2\n    max: 2", "min: 1\n    max: 1", 1)
 	build := filepath.Join(filepath.Dir(f.file), "build", "bin")
 	if err := os.MkdirAll(build, 0o755); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 func TestServeBrowserOverride(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	s := startServe(t, "browsed", "127.0.95.0/24")
+	s := startServe(t, "browsed", "127.0.84.0/24")
 	c := cdp.Start(ctx, t)
 	must := func(err error) {
 		t.Helper()
