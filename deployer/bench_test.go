@@ -68,7 +68,7 @@ func BenchmarkReconcilePlan10000(b *testing.B) {
 	cpu0 := cpuTime(b)
 	for b.Loop() {
 		hosts, _, _ := c.resolve(insts)
-		p = MakePlan(roles, desired, hosts)
+		p = MakePlan(roles, desired, hosts, PlanOptions{})
 	}
 	// CPU of the whole process (GC included) per reconcile: on a shared
 	// machine ns/op is wall time and overstates it.

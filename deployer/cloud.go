@@ -30,3 +30,22 @@ type Cloud interface {
 type HostKeys interface {
 	HostKeyFingerprints(ctx context.Context, id string) ([]string, error)
 }
+
+// Starter is implemented by a Cloud that can start a stopped instance
+// again, with its disk, its tags and its host key: the pipeline then starts
+// a stopped instance that holds a wanted label instead of launching the
+// label anew beside it, and starts a stopped host of a stateful role that
+// is to be removed so that the Drainer can back its data up. Without it a
+// stopped host of a stateful role that holds a wanted label is reported
+// failed (ErrStoppedWithData), and its label is not launched again.
+//
+// Error contract: Start returns *fleet.NotFoundError for an instance the
+// cloud does not know, *fleet.InsufficientCapacityError when the cloud has
+// no capacity to start it and *fleet.ThrottledError when it refused the
+// call for its rate. Starting a pending or running instance is not an
+// error; one that cannot be started (terminated, shutting down) is. Start
+// returns once the start is under way: the instance then shows pending
+// until it has booted.
+type Starter interface {
+	Start(ctx context.Context, id string) error
+}

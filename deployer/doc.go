@@ -14,8 +14,12 @@
 // when its caller says so (ReplaceOptions.DiscardData); the result then
 // records the reason and the error.
 //
-// deployer declares the small interfaces it consumes (Cloud, HostKeys,
-// Dialer, Host, Deployer, Drainer, Progress); cmd/tide adapts the cloud
+// A stopped instance that holds a wanted label is started again (when the
+// cloud is a Starter) rather than replaced: its disk, data and host key
+// are kept, and it goes the launch pipeline's way from its address on.
+//
+// deployer declares the small interfaces it consumes (Cloud, Starter,
+// HostKeys, Dialer, Host, Deployer, Drainer, Progress); cmd/tide adapts the cloud
 // providers and the SSH client to them. It must not import scheduler,
 // remote, cmd or any cloud package.
 package deployer

@@ -47,6 +47,11 @@ var (
 	// of its role failed: a role's hosts are replaced one at a time, and
 	// the first failure stops the rest.
 	ErrSkipped = errors.New("not started: an earlier replacement of its role failed")
+	// ErrStoppedWithData says a stopped instance of a stateful role holds
+	// data the pipeline cannot reach: the cloud cannot start it (it is no
+	// Starter), so its data can be neither used nor backed up. The host is
+	// kept, and a label it holds is not launched anew beside it.
+	ErrStoppedWithData = errors.New("stopped and holds the role's data")
 )
 
 // Kinds of failure reported per host (HostResult.Kind).
@@ -64,6 +69,8 @@ const (
 	KindCanceled        = "canceled"
 	KindStopping        = "stopping"
 	KindSkipped         = "skipped"
+	KindStopped         = "stopped-with-data"
+	KindStart           = "start"
 	KindOther           = "other"
 )
 
@@ -104,8 +111,12 @@ func Kind(err error) string {
 		return KindStopping
 	case errors.Is(err, ErrSkipped):
 		return KindSkipped
+	case errors.Is(err, ErrStoppedWithData):
+		return KindStopped
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return KindCanceled
+	case errors.As(err, &se) && se.Step == StepStarting:
+		return KindStart
 	case errors.As(err, &se) && se.Step == StepDeploying:
 		return KindDeploy
 	case errors.As(err, &se) && se.Step == StepDraining:

@@ -52,7 +52,8 @@ func (c *stepClock) Advance(d time.Duration) {
 
 // fakeCloud is a stateful in-memory cloud. It records calls, takes
 // one-shot injected errors per operation ("list", "launch", "launch web-2",
-// "terminate"), is idempotent on client tokens
+// "terminate", "start"), starts stopped instances (a started one runs,
+// with its address, at the next List), is idempotent on client tokens
 // (a spent token returns its instance, terminated or not, as EC2 does) and
 // gives new instances their address at the first List after the launch.
 // Each instance's data path is a directory of its own (TagDataPath).
@@ -79,7 +80,13 @@ type fakeCloud struct {
 	immediateAddress bool
 }
 
-var _ Cloud = (*fakeCloud)(nil)
+var (
+	_ Cloud   = (*fakeCloud)(nil)
+	_ Starter = (*fakeCloud)(nil)
+)
+
+// cannotStart is a cloud that is no Starter.
+type cannotStart struct{ Cloud }
 
 // dying is how an instance dies while it boots (fakeCloud.dies).
 type dying struct {
@@ -203,6 +210,33 @@ func (c *fakeCloud) Terminate(ctx context.Context, id string) error {
 	}
 	in.State = fleet.StateTerminated
 	return nil
+}
+
+// Start starts a stopped instance: pending, then running with its address
+// at the next List. A pending or running one is left as it is; a
+// terminated or shutting-down one is an error, as on EC2.
+func (c *fakeCloud) Start(ctx context.Context, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, "start "+id)
+	if err := c.popErr("start"); err != nil {
+		return err
+	}
+	in, ok := c.insts[id]
+	switch {
+	case !ok:
+		return &fleet.NotFoundError{ID: id}
+	case in.State == fleet.StateStopped:
+		in.State, in.Address = fleet.StatePending, ""
+	case in.State == fleet.StateTerminated || in.State == fleet.StateShuttingDown || in.State == fleet.StateStopping:
+		return fmt.Errorf("IncorrectInstanceState: %s is %s", id, in.State)
+	}
+	return nil
+}
+
+// stop stops a live instance, as a host that dies does.
+func (c *fakeCloud) stop(id string) {
+	c.set(id, func(in *fleet.Instance) { in.State, in.Address = fleet.StateStopped, "" })
 }
 
 // add puts an instance there as if someone else had launched it.
@@ -402,14 +436,18 @@ func labelOn(t *testing.T, in fleet.Instance) string {
 	return strings.TrimSpace(string(b))
 }
 
-// recordingDeployer records converged and drained hosts.
+// recordingDeployer records converged and drained hosts. Its drain of a
+// stateful role's host fails without the host, as converge's does.
 type recordingDeployer struct {
 	mu        sync.Mutex
 	converged []string
 	drained   []string
 	nilHost   []string
 	drainErr  map[string]error // by label
+	stateful  map[string]bool  // by role
 }
+
+var errUnreachable = errors.New("host unreachable")
 
 func (r *recordingDeployer) Converge(ctx context.Context, h Host, inst fleet.Instance, role string) error {
 	if _, err := h.Run(ctx, "true", nil); err != nil {
@@ -430,6 +468,9 @@ func (r *recordingDeployer) BeforeTerminate(ctx context.Context, h Host, inst fl
 	}
 	if err := r.drainErr[label]; err != nil {
 		return err
+	}
+	if h == nil && r.stateful[inst.Role] {
+		return fmt.Errorf("role %s is stateful: %w", inst.Role, errUnreachable)
 	}
 	r.drained = append(r.drained, label)
 	return nil

@@ -153,6 +153,15 @@ func New(o Options) (*Fleet, error) {
 // unlabelled, and removes duplicates and hosts above the count, highest
 // label first. Roles missing from desired are left alone.
 //
+// A stopped instance that holds a wanted label is started again when the
+// cloud is a Starter, then waited for, labelled and converged as a launch
+// is (ActionStarted): its disk, data and host key are kept. When the cloud
+// cannot start it, its label is launched anew and it is removed, but on a
+// Stateful role, where it is reported failed with ErrStoppedWithData and
+// nothing is launched. Stopped hosts to remove are terminated; on a
+// Stateful role with a Drainer they are started first, so that their data
+// is backed up.
+//
 // A failure on one host does not stop the others: it is in the report,
 // whose Err says whether any host failed. The returned error is for
 // failures of the whole reconcile (listing, the cache, the lock).
@@ -170,24 +179,27 @@ func (f *Fleet) ReconcileUntil(ctx context.Context, stopStarting <-chan struct{}
 			return Report{}, fmt.Errorf("reconciling: role %s: negative count %d", role, n)
 		}
 	}
-	return f.run(ctx, stopStarting, false, "reconcile done", func(x *pass, hosts []Observed) ([]HostResult, error) {
-		return x.execute(ctx, MakePlan(f.o.Roles, desired, hosts)), nil
+	_, canStart := f.o.Cloud.(Starter)
+	return f.run(ctx, stopStarting, "reconcile done", func(x *pass, hosts []Observed) ([]HostResult, error) {
+		return x.execute(ctx, MakePlan(f.o.Roles, desired, hosts, PlanOptions{CanStart: canStart})), nil
 	})
 }
 
 // Down removes every host of the fleet, through the Drainer, but those of
-// Fixed roles; stopped instances (a local host whose process died) too.
+// Fixed roles; stopped instances (a local host whose process died) too,
+// those of Stateful roles started first to be backed up (see Reconcile).
 func (f *Fleet) Down(ctx context.Context) (Report, error) {
-	return f.run(ctx, nil, true, "reconcile done", func(x *pass, hosts []Observed) ([]HostResult, error) {
+	return f.run(ctx, nil, "reconcile done", func(x *pass, hosts []Observed) ([]HostResult, error) {
 		return x.execute(ctx, PlanDown(f.o.Roles, hosts)), nil
 	})
 }
 
 // run is a reconcile: observe, then act on what was observed, then record,
-// under the cache's lock. dead adds the stopped instances, which are no
-// hosts, to what act is given. An error from act ends the run before any
-// host was worked on; msg is the message of the closing log line.
-func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, dead bool, msg string, act func(*pass, []Observed) ([]HostResult, error)) (Report, error) {
+// under the cache's lock. act is given the live hosts and the stopped
+// (and stopping) instances, with the labels their tags give them. An error
+// from act ends the run before any host was worked on; msg is the message
+// of the closing log line.
+func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, msg string, act func(*pass, []Observed) ([]HostResult, error)) (Report, error) {
 	rep := Report{Started: f.clk.Now()}
 	unlock, err := lockFile(f.o.CachePath + ".lock")
 	if err != nil {
@@ -217,11 +229,9 @@ func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, dead bool
 	}
 	f.log.Debug("fleet observed", "instances", len(insts), "labelled", len(hosts), "unlabelled", len(ask), "cache_dropped", len(stale))
 
-	if dead {
-		for _, inst := range insts {
-			if inst.State == fleet.StateStopped || inst.State == fleet.StateStopping {
-				hosts = append(hosts, Observed{Instance: inst, Label: instanceLabel(inst)})
-			}
+	for _, inst := range insts {
+		if stopped(inst) {
+			hosts = append(hosts, Observed{Instance: inst, Label: instanceLabel(inst)})
 		}
 	}
 	asked, failed := x.askLabels(ctx, ask)
@@ -243,7 +253,7 @@ func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, dead bool
 	if rep.Changed() {
 		level = slog.LevelInfo
 	}
-	f.log.Log(ctx, level, msg, "launched", rep.Count(ActionLaunched), "kept", rep.Count(ActionKept),
+	f.log.Log(ctx, level, msg, "launched", rep.Count(ActionLaunched), "started", rep.Count(ActionStarted), "kept", rep.Count(ActionKept),
 		"removed", rep.Count(ActionRemoved), "failed", rep.Count(ActionFailed))
 	return rep, nil
 }
@@ -371,6 +381,12 @@ func (f *Fleet) sleep(ctx context.Context, d time.Duration) error {
 	case <-f.clk.After(d):
 		return nil
 	}
+}
+
+// stopped reports whether an instance is stopped or stopping: no host, but
+// one that may be started again with its disk.
+func stopped(inst fleet.Instance) bool {
+	return inst.State == fleet.StateStopped || inst.State == fleet.StateStopping
 }
 
 func (f *Fleet) dataPath(inst fleet.Instance) string {

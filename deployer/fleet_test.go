@@ -776,14 +776,16 @@ func TestReconcileUntilStartsNothingAfterStop(t *testing.T) {
 // TestReconcileInstanceDiesWhileBooting: an instance that dies while the
 // pipeline waits for its address fails its label at once, whether it
 // stops (still listed) or terminates (no longer listed), not at the
-// address deadline; the next reconcile launches the label again.
+// address deadline; the next reconcile starts the stopped one again, or
+// launches the label again.
 func TestReconcileInstanceDiesWhileBooting(t *testing.T) {
 	tests := []struct {
 		name string
 		as   fleet.State
+		next Action
 	}{
-		{"stops", fleet.StateStopped},
-		{"terminates", fleet.StateTerminated},
+		{"stops", fleet.StateStopped, ActionStarted},
+		{"terminates", fleet.StateTerminated, ActionLaunched},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -800,11 +802,11 @@ func TestReconcileInstanceDiesWhileBooting(t *testing.T) {
 			}
 			dead := rep.Hosts[0].InstanceID
 			rep = h.reconcile(t.Context(), map[string]int{"db": 1})
-			if got := actions(rep); !slices.Equal(got, []string{"db-1:launched"}) {
+			if got := actions(rep); !slices.Equal(got, []string{"db-1:" + string(tt.next)}) {
 				t.Fatalf("second reconcile = %q", got)
 			}
-			if rep.Hosts[0].InstanceID == dead {
-				t.Errorf("the second reconcile took the dead instance %s again", dead)
+			if again := rep.Hosts[0].InstanceID == dead; again != (tt.next == ActionStarted) {
+				t.Errorf("the second reconcile's db-1 is %s, the dead instance was %s", rep.Hosts[0].InstanceID, dead)
 			}
 			h.checkFleet("db-1")
 		})

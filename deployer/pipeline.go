@@ -119,12 +119,12 @@ func (p *pool) wait() []HostResult {
 	return p.out
 }
 
-// execute carries a plan out: launches, unfinished and kept hosts in
-// parallel; removals in parallel across roles and one at a time, highest
-// label first, within a role.
+// execute carries a plan out: launches, starts, unfinished and kept hosts
+// in parallel; removals in parallel across roles and one at a time,
+// highest label first, within a role.
 func (x *pass) execute(ctx context.Context, p Plan) []HostResult {
-	x.f.log.Debug("plan made", "launch", len(p.Launch), "keep", len(p.Keep), "remove", len(p.Remove))
-	pl := newPool(x.f.o.Concurrency, len(p.Launch)+len(p.Keep)+len(p.Remove))
+	x.f.log.Debug("plan made", "launch", len(p.Launch), "start", len(p.Start), "keep", len(p.Keep), "stuck", len(p.Stuck), "remove", len(p.Remove))
+	pl := newPool(x.f.o.Concurrency, len(p.Launch)+len(p.Start)+len(p.Keep)+len(p.Stuck)+len(p.Remove))
 	run := func(r HostResult, task func(*HostResult) error) {
 		pl.wg.Add(1)
 		go func() {
@@ -140,6 +140,15 @@ func (x *pass) execute(ctx context.Context, p Plan) []HostResult {
 	for _, s := range p.Launch {
 		r := HostResult{Label: s.Label, Role: s.Role, Zone: s.Zone, Action: ActionLaunched}
 		run(r, func(r *HostResult) error { return x.launch(ctx, r, s) })
+	}
+	for _, h := range p.Start {
+		r := resultFor(h, ActionStarted)
+		run(r, func(r *HostResult) error { return x.start(ctx, r, h.Instance) })
+	}
+	for _, h := range p.Stuck {
+		r := resultFor(h, ActionKept)
+		pl.add(x.done(&r, fmt.Errorf("%s (%s) is %w: start it, or `tide replace %[1]s --discard-data --reason …`",
+			r.Label, h.Instance.ID, ErrStoppedWithData)))
 	}
 	for _, h := range p.Keep {
 		r := resultFor(h, ActionKept)
@@ -173,7 +182,7 @@ func (x *pass) execute(ctx context.Context, p Plan) []HostResult {
 					pl.add(x.done(&r, err))
 					continue
 				}
-				pl.add(x.done(&r, x.remove(ctx, &r, rm.Instance, removeOpts{})))
+				pl.add(x.done(&r, x.remove(ctx, &r, rm.Instance, removeOpts{startStopped: true})))
 				pl.release()
 			}
 		}()
@@ -203,12 +212,54 @@ func (x *pass) launch(ctx context.Context, r *HostResult, s Slot) error {
 	}
 	r.InstanceID = inst.ID
 	x.step(r, StepWaitingAddress)
-	inst, err = x.waitAddress(ctx, inst)
+	inst, err = x.waitAddress(ctx, inst, 0)
 	if err != nil {
 		return &StepError{Step: StepWaitingAddress, Err: fmt.Errorf("waiting for %s's address: %w", s.Label, err)}
 	}
 	r.Address, r.Durations.LaunchToAddress = inst.Address, x.f.clk.Now().Sub(t0)
 	return x.finish(ctx, r, inst, true)
+}
+
+// start runs the launch pipeline from the start of a stopped host that
+// holds a wanted label: the host is started, then waited for, connected to
+// (its host key checked), labelled and converged as a new one is. Its
+// durations are measured as a launch's, though no role's lead time counts
+// them.
+func (x *pass) start(ctx context.Context, r *HostResult, inst fleet.Instance) error {
+	t0 := x.f.clk.Now()
+	inst, err := x.startInstance(ctx, r, inst)
+	if err != nil {
+		return err
+	}
+	r.Durations.LaunchToAddress = x.f.clk.Now().Sub(t0)
+	return x.finish(ctx, r, inst, true)
+}
+
+// startLag is how many listings after a start may still show the instance
+// stopped before that counts as its start having failed: a listing may lag
+// behind the start, as one may miss an instance just launched.
+const startLag = 2
+
+// startInstance starts a stopped instance and waits for its address.
+func (x *pass) startInstance(ctx context.Context, r *HostResult, inst fleet.Instance) (fleet.Instance, error) {
+	st, ok := x.f.o.Cloud.(Starter)
+	if !ok {
+		return inst, &StepError{Step: StepStarting, Err: fmt.Errorf("starting %s (%s): the cloud cannot start instances", r.Label, inst.ID)}
+	}
+	x.step(r, StepStarting)
+	if err := x.f.retryThrottled(ctx, func() error { return st.Start(ctx, inst.ID) }); err != nil {
+		return inst, &StepError{Step: StepStarting, Err: fmt.Errorf("starting %s (%s): %w", r.Label, inst.ID, err)}
+	}
+	x.f.log.Info("stopped host started", "label", r.Label, "role", r.Role, "instance_id", inst.ID)
+	// Whatever address a listing gave it stopped is not one it serves on.
+	inst.State, inst.Address = fleet.StatePending, ""
+	x.step(r, StepWaitingAddress)
+	inst, err := x.waitAddress(ctx, inst, startLag)
+	if err != nil {
+		return inst, &StepError{Step: StepWaitingAddress, Err: fmt.Errorf("waiting for %s's address: %w", r.Label, err)}
+	}
+	r.Address = inst.Address
+	return inst, nil
 }
 
 // launchInstance launches a label with its generation's token. When the
@@ -261,7 +312,9 @@ func (x *pass) launchInstance(ctx context.Context, s Slot) (fleet.Instance, erro
 // List leaves out terminated instances, and an instance that fails to
 // launch goes from pending to terminated (a single miss may be a listing
 // that lags, as an instance just launched may be missing from the first).
-func (x *pass) waitAddress(ctx context.Context, inst fleet.Instance) (fleet.Instance, error) {
+// lag is how many listings may still show it stopped or stopping (one just
+// started) before that counts as gone; 0 for any other wait.
+func (x *pass) waitAddress(ctx context.Context, inst fleet.Instance, lag int) (fleet.Instance, error) {
 	deadline := x.f.clk.Now().Add(x.f.t.Address)
 	backoff := x.f.t.PollMin
 	seen := x.lister.current()
@@ -289,6 +342,11 @@ func (x *pass) waitAddress(ctx context.Context, inst fleet.Instance) (fleet.Inst
 				continue
 			}
 			if !in.State.Live() {
+				if lag > 0 && stopped(in) {
+					lag--
+					found = true // listed, by a listing behind the start
+					continue
+				}
 				return in, fmt.Errorf("%w: %s is %s", ErrInstanceGone, in.ID, in.State)
 			}
 			inst, found = in, true
@@ -317,7 +375,7 @@ func (x *pass) adopt(ctx context.Context, r *HostResult, h Observed) error {
 	if inst.Address == "" {
 		x.step(r, StepWaitingAddress)
 		var err error
-		if inst, err = x.waitAddress(ctx, inst); err != nil {
+		if inst, err = x.waitAddress(ctx, inst, 0); err != nil {
 			return &StepError{Step: StepWaitingAddress, Err: fmt.Errorf("waiting for %s's address: %w", h.Label, err)}
 		}
 		r.Address = inst.Address
@@ -408,6 +466,11 @@ type removeOpts struct {
 	// connection the Drainer had: the Drainer may have stopped its
 	// processes before it failed.
 	resume bool
+	// startStopped starts a stopped host of a stateful role before the
+	// Drainer is called, so that it can back its data up; a cloud that
+	// cannot start it keeps the host (ErrStoppedWithData). Without it the
+	// Drainer is called with no host.
+	startStopped bool
 }
 
 // remove calls the Drainer, then terminates the instance and forgets it.
@@ -416,10 +479,24 @@ type removeOpts struct {
 // and ReasonDataDiscarded, and a warning says so before the termination.
 func (x *pass) remove(ctx context.Context, r *HostResult, inst fleet.Instance, o removeOpts) error {
 	if d := x.f.o.Drainer; d != nil {
+		within := x.f.t.SSHRemove
+		if o.startStopped && stopped(inst) && x.f.roles[r.Role].Stateful {
+			if _, ok := x.f.o.Cloud.(Starter); !ok {
+				return &StepError{Step: StepDraining, Err: fmt.Errorf(
+					"%s (%s) is %w: the cloud cannot start it to back it up; start it, and the next reconcile backs it up and removes it",
+					r.Label, inst.ID, ErrStoppedWithData)}
+			}
+			started, err := x.startInstance(ctx, r, inst)
+			if err != nil {
+				return err
+			}
+			// Just booted: it gets the launch's SSH deadline.
+			inst, within = started, x.f.t.SSH
+		}
 		x.step(r, StepDraining)
 		var h Host
-		if inst.Address != "" {
-			c, err := x.f.connect(ctx, inst, x.f.t.SSHRemove)
+		if inst.Address != "" && inst.State.Live() {
+			c, err := x.f.connect(ctx, inst, within)
 			if err != nil {
 				x.f.log.Warn("host to remove unreachable, draining without it", "label", r.Label, "instance_id", inst.ID, "err", err)
 			} else {
@@ -499,7 +576,7 @@ func (x *pass) askLabels(ctx context.Context, ask []fleet.Instance) ([]Observed,
 
 func (x *pass) askLabel(ctx context.Context, r *HostResult, inst fleet.Instance) (string, fleet.Instance, error) {
 	x.step(r, StepAsking)
-	inst, err := x.waitAddress(ctx, inst)
+	inst, err := x.waitAddress(ctx, inst, 0)
 	if err != nil {
 		return "", inst, &StepError{Step: StepWaitingAddress, Err: fmt.Errorf("waiting for %s's address: %w", inst.ID, err)}
 	}

@@ -20,6 +20,11 @@ type Role struct {
 	// Fixed roles' hosts are never launched or terminated (static hosts):
 	// planning keeps every host it finds.
 	Fixed bool
+	// Stateful roles' hosts hold data: a stopped one is never replaced by
+	// a new host while the cloud cannot start it (the new host would get
+	// the latest backup, older than what the stopped one holds), and one
+	// to remove is started first so that the Drainer can back it up.
+	Stateful bool
 }
 
 // ZoneFor returns the zone of the role's n-th label ("" without zones).
@@ -30,7 +35,8 @@ func (r Role) ZoneFor(n int) string {
 	return r.Zones[(n-1)%len(r.Zones)]
 }
 
-// Observed is one live instance and the label tide knows it by.
+// Observed is one instance, live or stopped, and the label tide knows it
+// by.
 type Observed struct {
 	Instance fleet.Instance
 	Label    string
@@ -73,21 +79,45 @@ const (
 
 // Plan is what a reconcile will do.
 type Plan struct {
-	// Launch holds the labels without a live host, by role and number.
+	// Launch holds the labels without a host to keep or start, by role
+	// and number.
 	Launch []Slot
-	// Keep holds one host per label within the count, and the hosts of
-	// roles the reconcile does not manage, by role and number.
+	// Keep holds one live host per label within the count, and the live
+	// hosts of roles the reconcile does not manage, by role and number.
 	Keep []Observed
-	// Remove holds extra hosts: per role, highest label first, a
-	// label's duplicates after its kept host's removal.
+	// Start holds the stopped hosts to start again, one per label within
+	// the count that has no live host (PlanOptions.CanStart).
+	Start []Observed
+	// Stuck holds the stopped hosts of stateful roles that hold a label
+	// within the count that has no live host, when the cloud cannot start
+	// them: they are reported failed (ErrStoppedWithData), and the label
+	// is not launched anew, which would restore an older backup than the
+	// data the stopped host holds.
+	Stuck []Observed
+	// Remove holds extra hosts, stopped ones too: per role, highest label
+	// first, a label's duplicates after its kept host's removal.
 	Remove []Removal
 }
 
+// PlanOptions say what the cloud can do, for MakePlan.
+type PlanOptions struct {
+	// CanStart says the cloud starts stopped instances (it is a Starter).
+	CanStart bool
+}
+
 // MakePlan decides, without I/O, what to do with hosts so that each role
-// in desired has exactly the labels role-1..role-N, one live host each.
-// Roles missing from desired, and Fixed roles, are left as they are. Among
-// several hosts holding one label the oldest running one is kept.
-func MakePlan(roles []Role, desired map[string]int, hosts []Observed) Plan {
+// in desired has exactly the labels role-1..role-N, one host each. Roles
+// missing from desired, and Fixed roles, are left as they are. Among
+// several hosts holding one label the oldest running one is kept, else the
+// oldest pending one, else the oldest stopped one.
+//
+// hosts may hold stopped (and stopping) instances: one that holds a label
+// within the count that has no live host is started (o.CanStart); if the
+// cloud cannot start it, the label is launched anew and the stopped host
+// removed, but for a Stateful role, whose stopped host is Stuck. Other
+// stopped hosts of managed roles are removed; those of unmanaged or Fixed
+// roles, and those without a role-n label, are left alone.
+func MakePlan(roles []Role, desired map[string]int, hosts []Observed, o PlanOptions) Plan {
 	byName := make(map[string]Role, len(roles))
 	for _, r := range roles {
 		byName[r.Name] = r
@@ -202,26 +232,50 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed) Plan {
 	for _, sp := range spans {
 		group := func(r run) []int { return idx[r.from:r.to] }
 		strays, labelled := idx[sp.lo:sp.lo+sp.strays], idx[sp.lo+sp.strays:sp.hi]
+		// Stopped hosts that are not role-n of a managed role are none of
+		// the reconcile's business: they are left alone.
+		keepLive := func(idx []int) {
+			for _, i := range idx {
+				if hosts[i].Instance.State.Live() {
+					p.Keep = append(p.Keep, hosts[i])
+				}
+			}
+		}
 		if !sp.managed {
-			for _, i := range labelled {
-				p.Keep = append(p.Keep, hosts[i])
-			}
-			for _, i := range strays {
-				p.Keep = append(p.Keep, hosts[i])
-			}
+			keepLive(labelled)
+			keepLive(strays)
 			continue
 		}
 		name, want, runs := sp.name, sp.want, sp.runs
+		// holder returns the host that holds a label within the count
+		// (kept, started or stuck), -1 when the label is launched anew.
+		holder := func(g []int) int {
+			i := pickOldest(hosts, g)
+			if !hosts[i].Instance.State.Live() && !o.CanStart && !sp.role.Stateful {
+				return -1
+			}
+			return i
+		}
 		r := 0
 		for n := 1; n <= want; n++ {
 			for r < len(runs) && runs[r].n < n {
 				r++
 			}
+			slot := Slot{Role: name, Label: fleet.Label(name, n), N: n, Zone: sp.role.ZoneFor(n)}
 			if r == len(runs) || runs[r].n != n {
-				p.Launch = append(p.Launch, Slot{Role: name, Label: fleet.Label(name, n), N: n, Zone: sp.role.ZoneFor(n)})
+				p.Launch = append(p.Launch, slot)
 				continue
 			}
-			p.Keep = append(p.Keep, hosts[pickOldest(hosts, group(runs[r]))])
+			switch i := holder(group(runs[r])); {
+			case i < 0:
+				p.Launch = append(p.Launch, slot)
+			case hosts[i].Instance.State.Live():
+				p.Keep = append(p.Keep, hosts[i])
+			case o.CanStart:
+				p.Start = append(p.Start, hosts[i])
+			default:
+				p.Stuck = append(p.Stuck, hosts[i])
+			}
 		}
 		// Removals, highest label first: above the count every host goes,
 		// within it the duplicates, newest first.
@@ -229,10 +283,10 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed) Plan {
 			n, g := runs[k].n, group(runs[k])
 			keep, reason := -1, ReasonAboveCount
 			if n <= want {
-				if len(g) == 1 {
+				keep, reason = holder(g), ReasonDuplicate
+				if len(g) == 1 && keep >= 0 {
 					continue // the label's only host, kept
 				}
-				keep, reason = pickOldest(hosts, g), ReasonDuplicate
 			}
 			sortNewestFirst(hosts, g)
 			for _, i := range g {
@@ -243,9 +297,7 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed) Plan {
 		}
 		// Hosts of a managed role whose label is not role-n are kept: tide
 		// did not name them and will not guess.
-		for _, i := range strays {
-			p.Keep = append(p.Keep, hosts[i])
-		}
+		keepLive(strays)
 	}
 	return p
 }
@@ -267,24 +319,34 @@ func PlanDown(roles []Role, hosts []Observed) Plan {
 		}
 		desired[role] = 0
 	}
-	p := MakePlan(roles, desired, hosts)
+	p := MakePlan(roles, desired, hosts, PlanOptions{})
 	for i := range p.Remove {
 		p.Remove[i].Reason = ReasonDown
 	}
 	return p
 }
 
-// better reports whether a should be kept over b: running before pending,
-// then oldest, then lowest id.
+// better reports whether a should be kept over b: running before pending
+// before any other state (stopped), then oldest, then lowest id.
 func better(a, b fleet.Instance) bool {
-	ra, rb := a.State == fleet.StateRunning, b.State == fleet.StateRunning
-	if ra != rb {
-		return ra
+	if ra, rb := stateRank(a.State), stateRank(b.State); ra != rb {
+		return ra > rb
 	}
 	if !a.LaunchedAt.Equal(b.LaunchedAt) {
 		return a.LaunchedAt.Before(b.LaunchedAt)
 	}
 	return a.ID < b.ID
+}
+
+// stateRank orders states for better: running, pending, then the rest.
+func stateRank(s fleet.State) int {
+	switch s {
+	case fleet.StateRunning:
+		return 2
+	case fleet.StatePending:
+		return 1
+	}
+	return 0
 }
 
 // pickOldest returns the index, among idx, of the host to keep.

@@ -151,7 +151,7 @@ func TestMakePlanAgreesWithReference(t *testing.T) {
 				ID: fmt.Sprintf("i-%d", i), Role: role, State: states[rng.IntN(2)],
 				LaunchedAt: t0.Add(time.Duration(rng.IntN(5)) * time.Minute), Address: fmt.Sprint(i)}})
 		}
-		got := MakePlan(roles, desired, slices.Clone(hosts))
+		got := MakePlan(roles, desired, slices.Clone(hosts), PlanOptions{})
 		want := makePlanReference(roles, desired, slices.Clone(hosts))
 		if len(got.Keep) == 0 {
 			got.Keep = nil

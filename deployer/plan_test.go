@@ -144,7 +144,7 @@ func TestMakePlan(t *testing.T) {
 			if strings.HasPrefix(tt.name, "labels that") {
 				hosts[1].Instance.Role = "web"
 			}
-			launch, keep, remove := summarize(MakePlan(roles, tt.desired, hosts))
+			launch, keep, remove := summarize(MakePlan(roles, tt.desired, hosts, PlanOptions{}))
 			if !reflect.DeepEqual(launch, tt.launch) {
 				t.Errorf("launch = %q, want %q", launch, tt.launch)
 			}

@@ -46,7 +46,7 @@ func (f *Fleet) Replace(ctx context.Context, labels []string, o ReplaceOptions) 
 	if len(labels) == 0 {
 		return Report{Started: f.clk.Now()}, errors.New("replacing: no label given")
 	}
-	return f.run(ctx, nil, true, "replace done", func(x *pass, hosts []Observed) ([]HostResult, error) {
+	return f.run(ctx, nil, "replace done", func(x *pass, hosts []Observed) ([]HostResult, error) {
 		reps, err := f.replacements(labels, hosts)
 		if err != nil {
 			return nil, err

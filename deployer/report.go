@@ -17,9 +17,13 @@ type Action string
 // The actions a host result can carry.
 const (
 	ActionLaunched Action = "launched"
-	ActionKept     Action = "kept"
-	ActionRemoved  Action = "removed"
-	ActionFailed   Action = "failed"
+	// ActionStarted is a stopped host that holds a wanted label, started
+	// again (its disk, data and host key kept) and converged: it counts as
+	// the label's host, as a kept one does.
+	ActionStarted Action = "started"
+	ActionKept    Action = "kept"
+	ActionRemoved Action = "removed"
+	ActionFailed  Action = "failed"
 )
 
 // Step is a stage of a host's pipeline, as reported to a Progress.
@@ -28,6 +32,7 @@ type Step string
 // The steps of the launch and removal pipelines.
 const (
 	StepLaunching      Step = "launching"
+	StepStarting       Step = "starting"
 	StepWaitingAddress Step = "waiting for address"
 	StepConnecting     Step = "connecting"
 	StepLabelling      Step = "labelling"
@@ -71,7 +76,7 @@ type HostResult struct {
 	Zone       string `json:"zone,omitempty"`
 	Action     Action `json:"action"`
 	// Intended is what was being done when Action is failed: launched,
-	// kept or removed.
+	// started, kept or removed.
 	Intended Action `json:"intended,omitempty"`
 	// Reason says why a host was removed: above-count, duplicate, down,
 	// replaced, replaced-data-discarded.
@@ -162,11 +167,16 @@ func (r Report) Err() error {
 	return fmt.Errorf("%w: %d of %d: %w", ErrHostsFailed, len(errs), len(r.Hosts), errors.Join(errs...))
 }
 
-// Summary is one line a person reads: "3 launched, 2 kept, 1 removed, 0 failed".
+// Summary is one line a person reads: "3 launched, 2 kept, 1 removed,
+// 0 failed", with "1 started" after the launched when hosts were started.
 func (r Report) Summary() string {
-	parts := make([]string, 0, 4)
-	for _, a := range []Action{ActionLaunched, ActionKept, ActionRemoved, ActionFailed} {
-		parts = append(parts, fmt.Sprintf("%d %s", r.Count(a), a))
+	parts := make([]string, 0, 5)
+	for _, a := range []Action{ActionLaunched, ActionStarted, ActionKept, ActionRemoved, ActionFailed} {
+		n := r.Count(a)
+		if a == ActionStarted && n == 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", n, a))
 	}
 	return strings.Join(parts, ", ")
 }
