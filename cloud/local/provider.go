@@ -503,6 +503,96 @@ func (p *Provider) Terminate(ctx context.Context, id string) error {
 	return nil
 }
 
+// Start boots a stopped host again, as a cloud starts a stopped
+// instance: the host whose process died (this machine rebooted, or it was
+// killed) gets a new process with its filesystem, its data and its host
+// key, on the address it had. It returns once the process is started; the
+// instance shows pending until the host has booted. A host that runs or
+// boots is left alone. It returns *fleet.NotFoundError for an id it does
+// not know, an error for a host that is terminated or shutting down, and
+// an error naming the address when something else now holds it (another
+// instance, or a process listening on it).
+func (p *Provider) Start(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// A process killed a moment ago may hold its socket while the kernel
+	// tears it down: give its address that long, outside the state lock.
+	if s, err := p.st.read(); err == nil {
+		if r := s.find(id); r != nil && !hostAlive(r.PID, p.st.hostDir(id)) {
+			if a, err := netip.ParseAddr(r.Address); err == nil {
+				p.waitFree(ctx, a, p.grace)
+			}
+		}
+	}
+	var started *record
+	err := p.st.update(func(s *state) error {
+		completed := p.completeLaunches(s)
+		r := s.find(id)
+		if r == nil {
+			return &fleet.NotFoundError{ID: id}
+		}
+		if r.State != fleet.StatePending && r.State != fleet.StateRunning {
+			return fmt.Errorf("instance is %s: it cannot be started", r.State)
+		}
+		dir := p.st.hostDir(id)
+		if hostAlive(r.PID, dir) { // booting or running
+			if completed {
+				return nil
+			}
+			return errUnchanged
+		}
+		if pid := findHost(dir); pid != 0 {
+			r.PID = pid // its process runs under another pid: adopt it
+			return nil
+		}
+		for _, o := range s.Instances {
+			if o.ID != id && o.State != fleet.StateTerminated && o.Address == r.Address {
+				return fmt.Errorf("its address %s is held by instance %s", r.Address, o.ID)
+			}
+		}
+		addr, err := netip.ParseAddr(r.Address)
+		if err != nil {
+			return fmt.Errorf("its address %q: %w", r.Address, err)
+		}
+		if !p.free(addr) {
+			return fmt.Errorf("its address %s: something else listens on port %d", r.Address, p.port)
+		}
+		// Written afresh: the host reads its address, port, boot delay and
+		// keys from it, and the provider may have new ones.
+		if err := p.writeHostConfig(r); err != nil {
+			return err
+		}
+		_ = os.Remove(filepath.Join(dir, readyFile)) // the last boot's
+		pid, err := startHost(p.exe, dir, id)
+		if err != nil {
+			return err
+		}
+		r.PID = pid
+		started = r
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("starting %s: %w", id, err)
+	}
+	if started != nil {
+		p.logger.Info("local host started", "instance_id", id, "label", started.Label, "addr", started.Address, "pid", started.PID)
+	}
+	return nil
+}
+
+// waitFree polls until nothing listens on a:port, for at most d.
+func (p *Provider) waitFree(ctx context.Context, a netip.Addr, d time.Duration) {
+	deadline := p.clock.Now().Add(d)
+	for !p.free(a) && p.clock.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.clock.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // Restart stops the host (if it runs) and boots it again, keeping its
 // filesystem and host key but, as on a cloud, not necessarily its address.
 // It also brings back a host whose process died.
