@@ -40,7 +40,10 @@ type Backend struct {
 	hosts  map[string]string // EC2 instance id -> local instance id
 }
 
-var _ ec2test.Backend = (*Backend)(nil)
+var (
+	_ ec2test.Backend   = (*Backend)(nil)
+	_ ec2test.Restarter = (*Backend)(nil)
+)
 
 // NewServer returns an EC2 test server (opts.Backend is replaced) whose
 // instances are hosts of cloud, and its backend. The server accepts
@@ -179,6 +182,19 @@ func (b *Backend) ConsoleOutput(ctx context.Context, id string) (string, error) 
 		fmt.Fprintf(&out, "[ local host %s is %s: its process ended; the end of its console follows ]\n%s", lid, inst.State, own)
 	}
 	return out.String(), nil
+}
+
+// Restart boots the local host of a stopped instance again (the local
+// cloud's Start): its filesystem, data, address and host key are kept, as
+// a stopped EC2 instance keeps its volume, private address and key.
+func (b *Backend) Restart(ctx context.Context, id string) error {
+	b.mu.Lock()
+	lid, ok := b.hosts[id]
+	b.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no local host behind %s", id)
+	}
+	return b.cloud.Start(ctx, lid)
 }
 
 // Stop terminates the host; an unknown or terminated one is no error.

@@ -10,7 +10,9 @@
 // keys from GetConsoleOutput as it does on AWS. A host whose process dies is
 // down for the server (its instance terminates if it was booting, stops if
 // it ran), and its console then ends with the tail of the host's own
-// console log: what the process printed before it stopped. A host tags its instance
+// console log: what the process printed before it stopped. Starting a
+// stopped instance (StartInstances) boots its local host again with its
+// filesystem, address and host key. A host tags its instance
 // through the server's API, in a request signed (SigV4, with the SDK's
 // signer) with a credential the server is given for the hosts alone, as an
 // instance profile's would be on EC2.

@@ -38,6 +38,16 @@ type Backend interface {
 	Stop(ctx context.Context, id string) error
 }
 
+// Restarter is implemented by a Backend whose hosts can boot again after
+// they died, with their disks: StartInstances needs it (without it,
+// starting a stopped instance fails with UnsupportedOperation). Restart
+// boots the host of stopped instance id again; the server then asks Host
+// for its state and address, as after a launch. A
+// *fleet.InsufficientCapacityError becomes EC2's InsufficientInstanceCapacity.
+type Restarter interface {
+	Restart(ctx context.Context, id string) error
+}
+
 // HostState is what a Backend says of the host behind an instance.
 type HostState int
 
@@ -77,7 +87,10 @@ type MemoryBackend struct {
 	crashed map[string]string // id -> the last words on its console
 }
 
-var _ Backend = (*MemoryBackend)(nil)
+var (
+	_ Backend   = (*MemoryBackend)(nil)
+	_ Restarter = (*MemoryBackend)(nil)
+)
 
 // NewMemoryBackend returns an empty MemoryBackend.
 func NewMemoryBackend() *MemoryBackend {
@@ -120,6 +133,17 @@ func (b *MemoryBackend) Crash(id, lastWords string) bool {
 	}
 	b.crashed[id] = lastWords
 	return true
+}
+
+// Restart brings a crashed host back, with its address and fingerprint.
+func (b *MemoryBackend) Restart(_ context.Context, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.hosts[id]; !ok {
+		return fmt.Errorf("no host for %s", id)
+	}
+	delete(b.crashed, id)
+	return nil
 }
 
 // ConsoleOutput returns a console with a host key fingerprint block, and a

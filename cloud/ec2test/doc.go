@@ -1,7 +1,8 @@
 // Package ec2test is an EC2 wire-protocol server for tests and demos: an
 // http.Handler that speaks the EC2 Query API (form-encoded POST requests,
 // XML responses and errors) for exactly the calls tide makes, RunInstances,
-// DescribeInstances, TerminateInstances, CreateTags and GetConsoleOutput, so
+// DescribeInstances, TerminateInstances, StartInstances, CreateTags and
+// GetConsoleOutput, so
 // that the real aws-sdk-go-v2 client can be exercised end to end without AWS.
 //
 // It models the EC2 behaviours a careful client must survive: instances that
@@ -14,7 +15,10 @@
 // dies while it is pending terminates (pending, shutting-down, terminated,
 // with the state reason Server.InternalError, "Internal error on launch"),
 // its host freed and its last console kept for GetConsoleOutput; one whose
-// host dies while it runs stops (Client.InstanceInitiatedShutdown).
+// host dies while it runs stops (Client.InstanceInitiatedShutdown), and
+// StartInstances takes it through pending to running again, its host booted
+// again by a backend that is a Restarter (other states but pending and
+// running are refused with IncorrectInstanceState).
 //
 // Instances are backed by a Backend: the built-in in-memory backend hands
 // out fake 10.0.x.y addresses that are never dialled; a backend made of real

@@ -104,7 +104,8 @@ type instance struct {
 	state     string
 	address   string
 	launched  time.Time
-	starting  bool // backend Start in flight
+	starting  bool // backend Start or Restart in flight
+	restarted bool // pending after StartInstances, not yet running
 	failing   bool // a describe is taking its dead host's console and stopping it
 	reason    stateReason
 	console   string // the last console of a host that died while booting
@@ -304,6 +305,8 @@ func setRequestID(resp any, id string) {
 		r.RequestID = id
 	case *xmlTerminateInstancesResponse:
 		r.RequestID = id
+	case *xmlStartInstancesResponse:
+		r.RequestID = id
 	case *xmlCreateTagsResponse:
 		r.RequestID = id
 	case *xmlGetConsoleOutputResponse:
@@ -361,6 +364,8 @@ func (s *Server) handle(r *http.Request) (any, error) {
 		return s.describeInstances(ctx, form)
 	case "TerminateInstances":
 		return s.terminateInstances(ctx, form)
+	case "StartInstances":
+		return s.startInstances(ctx, form)
 	case "CreateTags":
 		return s.createTags(form)
 	case "GetConsoleOutput":
@@ -817,9 +822,12 @@ func (s *Server) describeInstances(ctx context.Context, form url.Values) (any, e
 		}
 		h := hosts[id]
 		switch {
-		case h.state == HostDown && in.state == string(fleet.StateRunning):
+		case h.state == HostDown && (in.state == string(fleet.StateRunning) || in.restarted):
+			// A started instance whose host dies while it boots stops
+			// again: its disk is kept, as it was before the start.
 			in.state = string(fleet.StateStopped)
 			in.reason = reasonInstanceShutdown
+			in.restarted = false
 		case h.state == HostDown && h.stopped && in.state == string(fleet.StatePending):
 			in.state = string(fleet.StateShuttingDown)
 			in.reason = reasonLaunchFailed
@@ -830,6 +838,7 @@ func (s *Server) describeInstances(ctx context.Context, form url.Values) (any, e
 			}
 			if in.address != "" {
 				in.state = string(fleet.StateRunning)
+				in.restarted = false
 			}
 		}
 	}
@@ -881,7 +890,7 @@ func (s *Server) askHosts(ctx context.Context, ids []string) map[string]hostRepo
 	var claimed []string
 	s.mu.Lock()
 	for _, id := range dead {
-		if in := s.byID[id]; in != nil && in.state == string(fleet.StatePending) && !in.failing {
+		if in := s.byID[id]; in != nil && in.state == string(fleet.StatePending) && !in.failing && !in.restarted {
 			in.failing = true
 			claimed = append(claimed, id)
 		}
@@ -966,6 +975,81 @@ func (s *Server) terminateInstances(ctx context.Context, form url.Values) (any, 
 		}
 	}
 	return &xmlTerminateInstancesResponse{Xmlns: xmlns, Instances: changes}, nil
+}
+
+// startInstances starts stopped instances, as EC2's StartInstances does:
+// each goes to pending, its host booted again by the backend (a
+// Restarter), then runs once the backend reports its address, as after a
+// launch. Pending and running instances are left as they are; any other
+// state fails the whole call with IncorrectInstanceState, an unknown id
+// with InvalidInstanceID.NotFound. A host the backend cannot boot leaves
+// its instance stopped and fails the call (InsufficientInstanceCapacity
+// for a backend out of capacity, InternalError otherwise).
+func (s *Server) startInstances(ctx context.Context, form url.Values) (any, error) {
+	ids := list(form, "InstanceId")
+	if len(ids) == 0 {
+		return nil, errorf("MissingParameter", "The request must contain the parameter InstanceId")
+	}
+	rs, canRestart := s.backend.(Restarter)
+	s.mu.Lock()
+	for _, id := range ids {
+		in, ok := s.byID[id]
+		if !ok || in.invisible {
+			s.mu.Unlock()
+			return nil, notFound(id)
+		}
+		switch in.state {
+		case string(fleet.StatePending), string(fleet.StateRunning):
+		case string(fleet.StateStopped):
+			if !canRestart {
+				s.mu.Unlock()
+				return nil, errorf("UnsupportedOperation", "The instance '%s' cannot be started: the test server's backend does not restart hosts.", id)
+			}
+		default:
+			s.mu.Unlock()
+			return nil, errorf("IncorrectInstanceState", "The instance '%s' is not in a state from which it can be started.", id)
+		}
+	}
+	var changes []xmlStateChange
+	var start []string
+	for _, id := range ids {
+		in := s.byID[id]
+		prev := in.state
+		if prev == string(fleet.StateStopped) && !in.starting {
+			in.state = string(fleet.StatePending)
+			in.starting, in.restarted = true, true
+			in.address, in.reason, in.polls = "", stateReason{}, 0
+			start = append(start, id)
+		}
+		changes = append(changes, xmlStateChange{
+			InstanceID:    id,
+			PreviousState: xmlState{Code: stateCodes[prev], Name: prev},
+			CurrentState:  xmlState{Code: stateCodes[in.state], Name: in.state},
+		})
+	}
+	s.mu.Unlock()
+	var failed error
+	for _, id := range start {
+		err := rs.Restart(ctx, id)
+		s.mu.Lock()
+		in := s.byID[id]
+		in.starting = false
+		if err != nil {
+			in.state, in.restarted = string(fleet.StateStopped), false
+			if failed == nil {
+				failed = fmt.Errorf("starting host %s: %w", id, err)
+			}
+		}
+		s.mu.Unlock()
+	}
+	if failed != nil {
+		var capErr *fleet.InsufficientCapacityError
+		if errors.As(failed, &capErr) {
+			return nil, errorf("InsufficientInstanceCapacity", "%s", faultMessages["InsufficientInstanceCapacity"])
+		}
+		return nil, errorf("InternalError", "%v", failed)
+	}
+	return &xmlStartInstancesResponse{Xmlns: xmlns, Instances: changes}, nil
 }
 
 func (s *Server) createTags(form url.Values) (any, error) {

@@ -114,6 +114,13 @@ type xmlTerminateInstancesResponse struct {
 	Instances []xmlStateChange `xml:"instancesSet>item"`
 }
 
+type xmlStartInstancesResponse struct {
+	XMLName   xml.Name         `xml:"StartInstancesResponse"`
+	Xmlns     string           `xml:"xmlns,attr"`
+	RequestID string           `xml:"requestId"`
+	Instances []xmlStateChange `xml:"instancesSet>item"`
+}
+
 type xmlCreateTagsResponse struct {
 	XMLName   xml.Name `xml:"CreateTagsResponse"`
 	Xmlns     string   `xml:"xmlns,attr"`
