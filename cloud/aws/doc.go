@@ -1,7 +1,8 @@
 // Package aws is tide's Amazon EC2 cloud: it lists, launches (idempotently,
-// with a client token and tags from the start), tags and terminates the
-// instances of a fleet through aws-sdk-go-v2, waits for them to run, and
-// reads their SSH host key fingerprints from the console.
+// with a client token and tags from the start), tags, starts again (a
+// stopped instance, with its volumes) and terminates the instances of a
+// fleet through aws-sdk-go-v2, waits for them to run, and reads their SSH
+// host key fingerprints from the console.
 //
 // The SDK client is built in one place, New, from config.LoadDefaultConfig
 // (shared profiles, environment, instance metadata; region; an optional
@@ -9,7 +10,7 @@
 // throttled calls get more attempts than other transient failures, with
 // bounded exponential backoff, and capacity errors are not retried (the
 // caller is better placed to pick another zone). The provider reaches the
-// SDK only through an unexported interface that lists the five calls it
+// SDK only through an unexported interface that lists the six calls it
 // makes, with the SDK's own signatures.
 //
 // Host keys. EC2 images running cloud-init print a block

@@ -28,6 +28,12 @@ var ErrClientTokenReused = errors.New("client token already used with other para
 // SDK makes with its clock corrected when EC2's Date header shows it off.
 var ErrAuthFailed = errors.New("ec2 authentication failed")
 
+// ErrIncorrectState says EC2 refused a call for the instance's state
+// (IncorrectInstanceState): starting an instance that is terminated,
+// shutting down or still stopping. The error wrapping it names the instance
+// and carries EC2's message.
+var ErrIncorrectState = errors.New("the instance's state does not allow it")
+
 // liveStates are the states List asks for: every state but terminated.
 var liveStates = []string{
 	string(types.InstanceStateNamePending),
@@ -164,6 +170,35 @@ func (p *Provider) Terminate(ctx context.Context, id string) error {
 		return fmt.Errorf("terminating %s: %w", id, mapError(err))
 	}
 	p.log.Debug("instance terminated", "instance_id", id)
+	return nil
+}
+
+// Start starts a stopped instance (StartInstances): it keeps its EBS
+// volumes, private address and host key, goes pending and runs once it has
+// booted. Starting a pending or running instance is not an error. An
+// unknown id gives *fleet.NotFoundError; an instance EC2 cannot start in
+// its state (terminated, shutting down, stopping) an error wrapping
+// ErrIncorrectState; no capacity for its type in its zone
+// *fleet.InsufficientCapacityError; throttling, once the retries are spent,
+// *fleet.ThrottledError.
+func (p *Provider) Start(ctx context.Context, id string) error {
+	out, err := p.api.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}})
+	switch {
+	case err == nil:
+	case isNotFound(err):
+		return fmt.Errorf("starting %s: %w", id, &fleet.NotFoundError{ID: id})
+	case isCapacity(err):
+		return fmt.Errorf("starting %s: %w", id, &fleet.InsufficientCapacityError{Err: err})
+	case errorCode(err) == "IncorrectInstanceState":
+		return fmt.Errorf("starting %s: %w: %w", id, ErrIncorrectState, err)
+	default:
+		return fmt.Errorf("starting %s: %w", id, mapError(err))
+	}
+	for _, c := range out.StartingInstances {
+		if c.PreviousState != nil && c.CurrentState != nil {
+			p.log.Debug("instance started", "instance_id", id, "from", string(c.PreviousState.Name), "to", string(c.CurrentState.Name))
+		}
+	}
 	return nil
 }
 
