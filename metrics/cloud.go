@@ -11,9 +11,14 @@ import (
 // tide_cloud_api_call_duration_seconds{op} and every error in
 // tide_cloud_api_errors_total{op,kind}, with kinds as deployer.Kind names
 // them (capacity, throttled, not-found, canceled, other). Errors pass
-// through unchanged, so the error contract of deployer.Cloud holds.
+// through unchanged, so the error contract of deployer.Cloud holds. The
+// wrapper is a deployer.Starter (op "start") exactly when inner is one.
 func (m *Metrics) Cloud(inner deployer.Cloud) deployer.Cloud {
-	return &cloud{m: m, inner: inner}
+	c := &cloud{m: m, inner: inner}
+	if s, ok := inner.(deployer.Starter); ok {
+		return &startingCloud{cloud: c, starter: s}
+	}
+	return c
 }
 
 // HostKeys wraps a host key source the same way (op "host_keys").
@@ -59,6 +64,18 @@ func (c *cloud) Launch(ctx context.Context, spec fleet.LaunchSpec) (fleet.Instan
 
 func (c *cloud) Terminate(ctx context.Context, id string) error {
 	return c.m.timed("terminate", func() error { return c.inner.Terminate(ctx, id) })
+}
+
+// startingCloud is the wrapper of a cloud that starts stopped instances.
+type startingCloud struct {
+	*cloud
+	starter deployer.Starter
+}
+
+var _ deployer.Starter = (*startingCloud)(nil)
+
+func (c *startingCloud) Start(ctx context.Context, id string) error {
+	return c.m.timed("start", func() error { return c.starter.Start(ctx, id) })
 }
 
 type hostKeys struct {

@@ -279,3 +279,36 @@ tide_cloud_api_errors_total{kind="not-found",op="terminate"} 1
 		t.Fatalf("lint: %v %v", problems, err)
 	}
 }
+
+// startingFake is a cloud that starts stopped instances.
+type startingFake struct{ *fakeCloud }
+
+func (f startingFake) Start(ctx context.Context, id string) error { return f.call("start") }
+
+// TestCloudDecoratorStarter: the wrapper starts instances (op "start")
+// exactly when the cloud it wraps does, errors passing through typed.
+func TestCloudDecoratorStarter(t *testing.T) {
+	m, reg, clk := newMetrics(t)
+	inner := &fakeCloud{clk: clk, took: time.Second, errs: map[string]error{"start": &fleet.NotFoundError{ID: "i-9"}}}
+	if _, ok := m.Cloud(inner).(deployer.Starter); ok {
+		t.Fatal("the wrapper of a cloud that cannot start instances is a Starter")
+	}
+	s, ok := m.Cloud(startingFake{inner}).(deployer.Starter)
+	if !ok {
+		t.Fatal("the wrapper of a Starter is no Starter")
+	}
+	if err := s.Start(context.Background(), "i-9"); !fleet.IsNotFound(err) {
+		t.Fatalf("Start error %v lost its type", err)
+	}
+	if err := s.Start(context.Background(), "i-9"); err != nil {
+		t.Fatalf("second Start: %v", err)
+	}
+	want := `
+# HELP tide_cloud_api_errors_total Cloud API calls that failed, by operation and kind.
+# TYPE tide_cloud_api_errors_total counter
+tide_cloud_api_errors_total{kind="not-found",op="start"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tide_cloud_api_errors_total"); err != nil {
+		t.Fatal(err)
+	}
+}
