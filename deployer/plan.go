@@ -234,41 +234,25 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed, o PlanOpti
 		strays, labelled := idx[sp.lo:sp.lo+sp.strays], idx[sp.lo+sp.strays:sp.hi]
 		// Stopped hosts that are not role-n of a managed role are none of
 		// the reconcile's business: they are left alone.
-		keepLive := func(idx []int) {
-			for _, i := range idx {
-				if hosts[i].Instance.State.Live() {
-					p.Keep = append(p.Keep, hosts[i])
-				}
-			}
-		}
 		if !sp.managed {
-			keepLive(labelled)
-			keepLive(strays)
+			p.Keep = appendLive(p.Keep, hosts, labelled)
+			p.Keep = appendLive(p.Keep, hosts, strays)
 			continue
 		}
 		name, want, runs := sp.name, sp.want, sp.runs
-		// holder returns the host that holds a label within the count
-		// (kept, started or stuck), -1 when the label is launched anew.
-		holder := func(g []int) int {
-			i := pickOldest(hosts, g)
-			if !hosts[i].Instance.State.Live() && !o.CanStart && !sp.role.Stateful {
-				return -1
-			}
-			return i
-		}
+		replaceable := !o.CanStart && !sp.role.Stateful
 		r := 0
 		for n := 1; n <= want; n++ {
 			for r < len(runs) && runs[r].n < n {
 				r++
 			}
-			slot := Slot{Role: name, Label: fleet.Label(name, n), N: n, Zone: sp.role.ZoneFor(n)}
-			if r == len(runs) || runs[r].n != n {
-				p.Launch = append(p.Launch, slot)
-				continue
+			i := -1
+			if r < len(runs) && runs[r].n == n {
+				i = holder(hosts, group(runs[r]), replaceable)
 			}
-			switch i := holder(group(runs[r])); {
+			switch {
 			case i < 0:
-				p.Launch = append(p.Launch, slot)
+				p.Launch = append(p.Launch, Slot{Role: name, Label: fleet.Label(name, n), N: n, Zone: sp.role.ZoneFor(n)})
 			case hosts[i].Instance.State.Live():
 				p.Keep = append(p.Keep, hosts[i])
 			case o.CanStart:
@@ -283,7 +267,7 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed, o PlanOpti
 			n, g := runs[k].n, group(runs[k])
 			keep, reason := -1, ReasonAboveCount
 			if n <= want {
-				keep, reason = holder(g), ReasonDuplicate
+				keep, reason = holder(hosts, g, replaceable), ReasonDuplicate
 				if len(g) == 1 && keep >= 0 {
 					continue // the label's only host, kept
 				}
@@ -297,9 +281,30 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed, o PlanOpti
 		}
 		// Hosts of a managed role whose label is not role-n are kept: tide
 		// did not name them and will not guess.
-		keepLive(strays)
+		p.Keep = appendLive(p.Keep, hosts, strays)
 	}
 	return p
+}
+
+// holder returns, among idx (one label's hosts, within the count), the
+// host that holds the label: kept, started or stuck; -1 when none is live
+// and replaceable says a stopped one is replaced (the label launched anew).
+func holder(hosts []Observed, idx []int, replaceable bool) int {
+	i := pickOldest(hosts, idx)
+	if replaceable && !hosts[i].Instance.State.Live() {
+		return -1
+	}
+	return i
+}
+
+// appendLive appends to keep the live hosts among idx.
+func appendLive(keep, hosts []Observed, idx []int) []Observed {
+	for _, i := range idx {
+		if hosts[i].Instance.State.Live() {
+			keep = append(keep, hosts[i])
+		}
+	}
+	return keep
 }
 
 // place is a host's role and label number (0: not role-n), and its index.
