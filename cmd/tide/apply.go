@@ -150,7 +150,8 @@ func (c *fleetCmd) openSchedule(ctx context.Context, e *env, s *config.Schedule,
 	c.stateDirAbs, c.conv = stateDir, conv
 	roles := make([]deployer.Role, 0, len(s.Roles))
 	for _, r := range s.Roles {
-		roles = append(roles, deployer.Role{Name: r.Name, Type: r.InstanceType, Image: s.Cloud.Image, Zones: r.Zones, Fixed: p.Fixed})
+		roles = append(roles, deployer.Role{Name: r.Name, Type: r.InstanceType, Image: s.Cloud.Image, Zones: r.Zones, Fixed: p.Fixed,
+			Stateful: r.Stateful})
 	}
 	f, err = deployer.New(deployer.Options{
 		Name:        s.Name,

@@ -36,8 +36,10 @@ import (
 
 var (
 	_ deployer.Cloud    = (*local.Provider)(nil)
+	_ deployer.Starter  = (*local.Provider)(nil)
 	_ deployer.HostKeys = (*local.Provider)(nil)
 	_ deployer.Cloud    = (*aws.Provider)(nil)
+	_ deployer.Starter  = (*aws.Provider)(nil)
 	_ deployer.HostKeys = (*aws.Provider)(nil)
 	_ deployer.Cloud    = (*static.Provider)(nil)
 

@@ -33,7 +33,8 @@ roles:
 // TestApplyLocalHostDiesWhileBooting: a local host whose process is killed
 // during its boot delay shows stopped, and the apply reports its label
 // failed with instance-gone at once rather than at the 5 minute address
-// deadline; the next apply launches the label again.
+// deadline; the next apply starts the stopped host again (it holds the
+// label), launching nothing beside it.
 func TestApplyLocalHostDiesWhileBooting(t *testing.T) {
 	f := newFleetEnv(t, "it-local-crash", "127.0.99.96/27")
 	if err := os.WriteFile(f.file, []byte(fmt.Sprintf(bootingSchedule, "it-local-crash", "127.0.99.96/27")), 0o644); err != nil {
@@ -94,12 +95,12 @@ func TestApplyLocalHostDiesWhileBooting(t *testing.T) {
 	}
 
 	code, out, errOut = f.run(ctx, "apply", "--output", "json")
-	if got := actionsOf(decodeReport(t, out)); code != 0 || !slices.Equal(got, []string{"web-1:launched"}) {
-		t.Fatalf("apply after the kill: exit %d, %q, want web-1 launched\n%s", code, got, errOut)
+	if got := actionsOf(decodeReport(t, out)); code != 0 || !slices.Equal(got, []string{"web-1:started"}) {
+		t.Fatalf("apply after the kill: exit %d, %q, want web-1 started\n%s", code, got, errOut)
 	}
 	live := f.live("it-local-crash")
-	if len(live) != 1 || live[0].ID == killed || live[0].Label != "web-1" {
-		t.Fatalf("live hosts %+v, want a new web-1", live)
+	if len(live) != 1 || live[0].ID != killed || live[0].Label != "web-1" {
+		t.Fatalf("live hosts %+v, want web-1 on %s, started again", live, killed)
 	}
 	checkHosts(t, f, "it-local-crash", "web-1")
 }

@@ -599,7 +599,7 @@ func (svc *service) converge(ctx context.Context, desired map[string]int) error 
 		switch {
 		case h.Err != nil && h.Intended != deployer.ActionRemoved:
 			pending[h.Role]++
-		case h.Action == deployer.ActionKept || h.Action == deployer.ActionLaunched:
+		case h.Action == deployer.ActionKept || h.Action == deployer.ActionLaunched || h.Action == deployer.ActionStarted:
 			ready[h.Role]++
 		}
 		if h.Action == deployer.ActionLaunched && h.Err == nil {
