@@ -2,6 +2,7 @@ package deployer
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -357,6 +358,48 @@ func TestMakePlanStopped(t *testing.T) {
 				!slices.Equal(stuck, tt.stuck) || !slices.Equal(remove, tt.remove) {
 				t.Errorf("plan: launch %q keep %q start %q stuck %q remove %q\nwant: launch %q keep %q start %q stuck %q remove %q",
 					launch, keep, start, stuck, remove, tt.launch, tt.keep, tt.start, tt.stuck, tt.remove)
+			}
+		})
+	}
+}
+
+// TestDownStartsStoppedStatefulHosts: down starts a stopped host of a
+// stateful role so that the Drainer backs it up with the host at hand,
+// terminates a stateless one at once, and without a Starter keeps the
+// stateful one, saying why.
+func TestDownStartsStoppedStatefulHosts(t *testing.T) {
+	for _, noStart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no starter %v", noStart), func(t *testing.T) {
+			h := newHarness(t)
+			h.opts.Roles[1].Stateful = true
+			h.dep.stateful = map[string]bool{"db": true}
+			h.opts.Drainer = h.dep
+			h.reconcile(t.Context(), map[string]int{"web": 1, "db": 1})
+			for _, in := range h.cloud.live() {
+				h.cloud.stop(in.ID)
+			}
+			if noStart {
+				h.opts.Cloud = cannotStart{h.cloud}
+			}
+			rep, err := h.fleet().Down(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{"db-1:removed", "web-1:removed"}
+			if noStart {
+				want[0] = "db-1:failed(stopped-with-data)"
+			}
+			if got := actions(rep); !slices.Equal(got, want) {
+				t.Fatalf("down = %q, want %q", got, want)
+			}
+			if !slices.Equal(h.dep.nilHost, []string{"web-1"}) {
+				t.Errorf("drained without a host: %q, want web-1 alone", h.dep.nilHost)
+			}
+			if got := h.cloud.callsLike("start"); len(got) != map[bool]int{false: 1, true: 0}[noStart] {
+				t.Errorf("start calls %q", got)
+			}
+			if !noStart && !slices.Contains(h.dep.drained, "db-1") {
+				t.Errorf("db-1 not drained: %q", h.dep.drained)
 			}
 		})
 	}
