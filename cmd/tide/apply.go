@@ -316,7 +316,7 @@ func printReport(w io.Writer, what string, rep deployer.Report) {
 		switch {
 		case h.Action == deployer.ActionFailed:
 			detail = fmt.Sprintf("%s while %s: %v", h.Kind, h.Intended, h.Err)
-		case h.Action == deployer.ActionLaunched && h.Reason == "":
+		case (h.Action == deployer.ActionLaunched || h.Action == deployer.ActionStarted) && h.Reason == "":
 			d := h.Durations
 			detail = fmt.Sprintf("address %s, ssh %s, deploy %s", round(d.LaunchToAddress), round(d.AddressToSSH), round(d.Deploy))
 		}

@@ -181,7 +181,7 @@ func TestApplyStartsStoppedHosts(t *testing.T) {
 			line = l
 		}
 	}
-	if fields := strings.Fields(line); len(fields) < 5 || fields[2] != before["web-1"].ID || fields[4] != "started" {
+	if fields := strings.Fields(line); len(fields) < 6 || fields[2] != before["web-1"].ID || fields[4] != "started" || fields[5] != "address" {
 		t.Errorf("web-1's line %q, want it started on %s\n%s", line, before["web-1"].ID, out)
 	}
 }
