@@ -175,7 +175,10 @@ func (x *pass) replaceLabel(ctx context.Context, pl *pool, rp replacement, o Rep
 			x.skip(pl, rp.hosts[i+1:])
 			return false
 		}
-		err := x.remove(ctx, &r, h.Instance, removeOpts{discardData: o.DiscardData, resume: true})
+		// A stopped host of a stateful role is started first, so that its
+		// data (newer than its last backup) is backed up; unless the
+		// operator discards it anyway.
+		err := x.remove(ctx, &r, h.Instance, removeOpts{discardData: o.DiscardData, resume: true, startStopped: !o.DiscardData})
 		pl.release()
 		pl.add(x.done(&r, err))
 		if err != nil {

@@ -33,6 +33,13 @@ to them and removes extras, highest label first. A terminal shows each host's
 progress live; otherwise each step is a log line. Exits 1 with a per-host
 summary when any host failed.
 
+A stopped host (its VM stopped, or on the local cloud its process gone, as
+after this machine restarts) that holds a wanted label is started again,
+with its disk and data, rather than replaced; an unwanted one is removed, a
+stateful one started first so that it is backed up. A stateful host the
+cloud cannot start is reported and left alone: no new host restores an older
+backup beside it (see tide replace --help).
+
 Hosts get each application's revision recorded by tide deploy and tide
 rollback (fleets/NAME/revisions.json in the state directory), or the
 schedule file's once the file names another revision than it did then.

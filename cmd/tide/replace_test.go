@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -83,9 +84,10 @@ func (r replaceJSON) actions() []string {
 
 // TestReplaceStatefulHost drives tide replace on the local cloud: a
 // healthy db-1 is replaced and its data survives through a verified
-// backup; once db-1 is dead (its host process killed) a replace fails and
-// touches nothing, and a replace with --discard-data terminates it and
-// gives the new db-1 the last verified backup, saying what was lost.
+// backup; a stopped db-1 is started, backed up and replaced; once db-1 is
+// dead (stopped, and it cannot be started) a replace fails and touches
+// nothing, and a replace with --discard-data terminates it and gives the
+// new db-1 the last verified backup, saying what was lost.
 func TestReplaceStatefulHost(t *testing.T) {
 	ctx := context.Background()
 	f := newFleetEnv(t, "rptest", "127.0.65.0/24")
@@ -144,12 +146,39 @@ func TestReplaceStatefulHost(t *testing.T) {
 		t.Fatalf("latest backup %+v, %v; want the first db-1's (%s)", backup, err, first.ID)
 	}
 
-	// Data written after the last verified backup, then the host dies.
+	// Data written after the last verified backup, then the host stops
+	// (its process killed): replace starts it again, backs the newer data
+	// up, and the new db-1 restores it.
 	if err := os.WriteFile(value(second), []byte("v2\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	killHost(t, f, second.ID)
+	code, rep, errs = replace("db-1")
+	if want := []string{"db-1:launched", "db-1:removed(replaced)"}; code != 0 || !slices.Equal(rep.actions(), want) {
+		t.Fatalf("replace of the stopped db-1: exit %d, %q, want %q\n%s", code, rep.actions(), want, errs)
+	}
+	third := db1()
+	if got, err := os.ReadFile(value(third)); err != nil || string(got) != "v2\n" {
+		t.Fatalf("the db-1 after the stopped one: %q, %v; want v2, backed up after its start", got, err)
+	}
+	if backup, err = converge.Latest(ctx, st, "rptest", "db", "ledger"); err != nil || backup.InstanceID != second.ID {
+		t.Fatalf("latest backup %+v, %v; want the stopped db-1's (%s)", backup, err, second.ID)
+	}
 
+	// Newer data again, then the host dies for good: stopped, and its
+	// address taken, it cannot be started.
+	if err := os.WriteFile(value(third), []byte("v3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	killHost(t, f, third.ID)
+	// The dying host's listener may outlive it for a moment.
+	var held net.Listener
+	eventually(t, 10*time.Second, "db-1's address to be free", func() bool {
+		var err error
+		held, err = net.Listen("tcp", net.JoinHostPort(third.Address, "2222"))
+		return err == nil
+	})
+	t.Cleanup(func() { held.Close() })
 	instances := func() map[string]fleet.State {
 		insts, err := f.provider().List(ctx, "rptest")
 		if err != nil {
@@ -163,7 +192,7 @@ func TestReplaceStatefulHost(t *testing.T) {
 	}
 	before := instances()
 	code, rep, errs = replace("db-1")
-	if code != 1 || !slices.Equal(rep.actions(), []string{"db-1:failed(replaced)"}) || !strings.Contains(rep.Hosts[0].Error, "host unreachable") {
+	if code != 1 || !slices.Equal(rep.actions(), []string{"db-1:failed(replaced)"}) || !strings.Contains(rep.Hosts[0].Error, "something else listens") {
 		t.Fatalf("replace of the dead db-1: exit %d, %+v\n%s", code, rep, errs)
 	}
 	code, _, errs = replace("db-1", "--discard-data")
@@ -174,7 +203,7 @@ func TestReplaceStatefulHost(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "replacing db-7: no host of the fleet has the label; the fleet's labels: db-1") {
 		t.Errorf("replace of an unknown label: exit %d\n%s", code, errs)
 	}
-	if after := instances(); !mapsEqual(after, before) || after[second.ID] != fleet.StateStopped {
+	if after := instances(); !mapsEqual(after, before) || after[third.ID] != fleet.StateStopped {
 		t.Fatalf("instances changed although every replace failed: %v, were %v", after, before)
 	}
 
@@ -186,26 +215,26 @@ func TestReplaceStatefulHost(t *testing.T) {
 		t.Fatalf("discarded: %+v", rep.Discarded)
 	}
 	d := rep.Discarded[0]
-	if d.Label != "db-1" || d.InstanceID != second.ID || d.Reason != "disk lost" || !strings.Contains(d.BackupErr, "host unreachable") ||
+	if d.Label != "db-1" || d.InstanceID != third.ID || d.Reason != "disk lost" || !strings.Contains(d.BackupErr, "host unreachable") ||
 		len(d.Restored) != 1 || d.Restored[0].App != "ledger" || d.Restored[0].Key != backup.Key {
-		t.Errorf("discarded: %+v; want db-1 on %s, the reason, the backup error and %s", d, second.ID, backup.Key)
+		t.Errorf("discarded: %+v; want db-1 on %s, the reason, the backup error and %s", d, third.ID, backup.Key)
 	}
 	for _, want := range []string{`msg="host terminated without a verified backup: its data is discarded"`, "label=db-1",
-		"instance_id=" + second.ID, `reason="disk lost"`, "restores_key=" + backup.Key, "backup_err="} {
+		"instance_id=" + third.ID, `reason="disk lost"`, "restores_key=" + backup.Key, "backup_err="} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("the log lacks %s:\n%s", want, errs)
 		}
 	}
-	if in, err := f.provider().Instance(ctx, second.ID); err != nil || in.State != fleet.StateTerminated {
-		t.Errorf("the dead db-1 (%s) is %s (%v), want terminated", second.ID, in.State, err)
+	if in, err := f.provider().Instance(ctx, third.ID); err != nil || in.State != fleet.StateTerminated {
+		t.Errorf("the dead db-1 (%s) is %s (%v), want terminated", third.ID, in.State, err)
 	}
-	third := db1()
-	if got, err := os.ReadFile(value(third)); err != nil || string(got) != "v1\n" {
-		t.Errorf("the new db-1's data: %q, %v; want v1, the last verified backup's", got, err)
+	fourth := db1()
+	if got, err := os.ReadFile(value(fourth)); err != nil || string(got) != "v2\n" {
+		t.Errorf("the new db-1's data: %q, %v; want v2, the last verified backup's", got, err)
 	}
 
 	// The text output says the same to a person.
-	killHost(t, f, third.ID)
+	killHost(t, f, fourth.ID)
 	code, out, errs := f.run(ctx, "replace", "db-1", "--discard-data", "--reason", "disk lost again")
 	if code != 0 || !strings.Contains(out, `DATA DISCARDED (--discard-data, reason: "disk lost again")`) ||
 		!strings.Contains(out, "ledger: the new db-1 restored "+backup.Key) {
