@@ -31,12 +31,14 @@ verified backup before it counts as ready. A role's hosts are replaced one
 at a time, and the first failure stops that role's others. No other host
 is touched and no role is scaled. Exits 1 when any host failed.
 
-A host whose backup fails is kept (its processes started again when it
-can be reached), nothing is terminated for it, and its label is not
-launched again.
+A stopped host of a stateful role is started first, so that its data is
+backed up. A host whose backup fails (or that cannot be started) is kept
+(its processes started again when it can be reached), nothing is
+terminated for it, and its label is not launched again.
 
 --discard-data is for a stateful host that is dead (unreachable, its disk
-gone): when its drain or backup fails it is terminated anyway, and the new
+gone): it is not started, and when its drain or backup fails it is
+terminated anyway, and the new
 host restores the newest verified backup, so whatever the old host wrote
 after that backup is lost. It needs --reason. tide prints and logs, for
 each such host, the backup error and the backup the new host restores
