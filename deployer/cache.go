@@ -39,16 +39,29 @@ type launchRecord struct {
 	Done bool `json:"done,omitempty"`
 }
 
-// cacheFile is the label cache as stored.
+// startRecord is the failed starts of a stopped instance, in a row: the
+// next reconcile terminates a stateless role's instance and launches its
+// label anew instead of starting it again, and says how often a stateful
+// role's one failed (it is started again: its data matters). A start that
+// goes through the whole pipeline (labelled, converged) clears it.
+type startRecord struct {
+	Failures int       `json:"failures"`
+	At       time.Time `json:"failed_at"`
+}
+
+// cacheFile is the label cache as stored. Starts is absent from files
+// written before it existed, and from those with no failed start.
 type cacheFile struct {
 	Version  int                     `json:"version"`
 	Fleet    string                  `json:"fleet"`
-	Hosts    map[string]cacheEntry   `json:"hosts"`    // by instance id
-	Launches map[string]launchRecord `json:"launches"` // by label
+	Hosts    map[string]cacheEntry   `json:"hosts"`            // by instance id
+	Launches map[string]launchRecord `json:"launches"`         // by label
+	Starts   map[string]startRecord  `json:"starts,omitempty"` // by instance id
 }
 
 func newCacheFile(fleetName string) *cacheFile {
-	return &cacheFile{Version: cacheVersion, Fleet: fleetName, Hosts: map[string]cacheEntry{}, Launches: map[string]launchRecord{}}
+	return &cacheFile{Version: cacheVersion, Fleet: fleetName, Hosts: map[string]cacheEntry{}, Launches: map[string]launchRecord{},
+		Starts: map[string]startRecord{}}
 }
 
 // instanceLabel is the label an instance's tags give it.
@@ -102,6 +115,25 @@ func (c *cacheFile) resolve(insts []fleet.Instance) (hosts []Observed, ask []fle
 		}
 	}
 	return hosts, ask, stale
+}
+
+// goneStarts lists the failed starts recorded for instances the cloud no
+// longer lists.
+func (c *cacheFile) goneStarts(insts []fleet.Instance) []string {
+	if len(c.Starts) == 0 {
+		return nil
+	}
+	listed := make(map[string]bool, len(insts))
+	for _, inst := range insts {
+		listed[inst.ID] = true
+	}
+	var gone []string
+	for id := range c.Starts {
+		if !listed[id] {
+			gone = append(gone, id)
+		}
+	}
+	return gone
 }
 
 // labelCache is the cache file shared by a reconcile's goroutines. Every

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The label cache is read at the start of every reconcile and written at
@@ -36,6 +37,9 @@ func decodeCacheFile(b []byte, fleetName string) (*cacheFile, error) {
 	}
 	if f.Launches == nil {
 		f.Launches = map[string]launchRecord{}
+	}
+	if f.Starts == nil {
+		f.Starts = map[string]startRecord{}
 	}
 	return f, nil
 }
@@ -87,6 +91,18 @@ func fastDecodeCache(b []byte, f *cacheFile) error {
 				f.Launches[label] = l
 				return true
 			})
+		case "starts":
+			if f.Starts == nil {
+				f.Starts = make(map[string]startRecord)
+			}
+			return r.object(func(id string) bool {
+				var sr startRecord
+				if !r.start(&sr) {
+					return false
+				}
+				f.Starts[id] = sr
+				return true
+			})
 		}
 		return false
 	}) {
@@ -111,14 +127,7 @@ func (r *cacheReader) entry(e *cacheEntry) bool {
 		case "role":
 			return r.str(&e.Role)
 		case "labelled_at":
-			r.space()
-			start := r.i
-			var s string
-			if !r.str(&s) {
-				return false
-			}
-			// time.Time's own decoding, exactly as encoding/json calls it.
-			return e.At.UnmarshalJSON(r.b[start:r.i]) == nil
+			return r.time(&e.At)
 		}
 		return false
 	})
@@ -136,6 +145,29 @@ func (r *cacheReader) launch(l *launchRecord) bool {
 		}
 		return false
 	})
+}
+
+func (r *cacheReader) start(sr *startRecord) bool {
+	return r.object(func(key string) bool {
+		switch key {
+		case "failures":
+			return r.int(&sr.Failures)
+		case "failed_at":
+			return r.time(&sr.At)
+		}
+		return false
+	})
+}
+
+// time reads a time as encoding/json does (time.Time's UnmarshalJSON).
+func (r *cacheReader) time(t *time.Time) bool {
+	r.space()
+	start := r.i
+	var s string
+	if !r.str(&s) {
+		return false
+	}
+	return t.UnmarshalJSON(r.b[start:r.i]) == nil
 }
 
 func (r *cacheReader) space() {
@@ -307,6 +339,28 @@ func encodeCacheFile(f *cacheFile, b []byte) ([]byte, error) {
 		b = append(b, '}')
 	}
 	b = appendClose(b, len(labels))
+	if len(f.Starts) > 0 { // omitempty: files without failed starts are as before
+		b = append(b, ",\n  \"starts\": {"...)
+		ids = ids[:0]
+		for id := range f.Starts {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for i, id := range ids {
+			sr := f.Starts[id]
+			b = appendMember(b, i, id)
+			b = append(b, `{"failures": `...)
+			b = strconv.AppendInt(b, int64(sr.Failures), 10)
+			b = append(b, `, "failed_at": `...)
+			t, err := sr.At.MarshalJSON()
+			if err != nil {
+				return nil, err
+			}
+			b = append(b, t...)
+			b = append(b, '}')
+		}
+		b = appendClose(b, len(ids))
+	}
 	return append(b, "\n}\n"...), nil
 }
 

@@ -22,6 +22,7 @@ func sampleCache() *cacheFile {
 	f.Hosts["i-<3>"] = cacheEntry{ID: "i-<3>", Address: "::1", Label: "wörker-1", Role: "w\"q\\"}
 	f.Launches["web-1"] = launchRecord{Generation: 1, InstanceID: "i-1", Done: true}
 	f.Launches["web-2"] = launchRecord{Generation: 3}
+	f.Starts["i-4"] = startRecord{Failures: 2, At: at.Add(2 * time.Hour)}
 	return f
 }
 
@@ -37,6 +38,9 @@ func slowDecode(b []byte, fleetName string) (*cacheFile, error) {
 	if f.Launches == nil {
 		f.Launches = map[string]launchRecord{}
 	}
+	if f.Starts == nil {
+		f.Starts = map[string]startRecord{}
+	}
 	return f, nil
 }
 
@@ -51,6 +55,12 @@ func sameCache(t *testing.T, got, want *cacheFile) {
 			_, off := e.At.Zone()
 			e.At = e.At.UTC().Add(time.Duration(off) * time.Second)
 			c.Hosts[k] = e
+		}
+		c.Starts = map[string]startRecord{}
+		for k, sr := range f.Starts {
+			_, off := sr.At.Zone()
+			sr.At = sr.At.UTC().Add(time.Duration(off) * time.Second)
+			c.Starts[k] = sr
 		}
 		return &c
 	}
@@ -108,6 +118,9 @@ func TestCacheFileFormat(t *testing.T) {
   "launches": {
     "web-1": {"generation": 1, "instance_id": "i-1", "done": true},
     "web-2": {"generation": 3}
+  },
+  "starts": {
+    "i-4": {"failures": 2, "failed_at": "2026-03-01T11:30:00.123456789Z"}
   }
 }
 `
@@ -152,6 +165,10 @@ var cacheDecodeSeeds = []string{
 	`{"version":1,"fleet":"office","hosts":{"i-1":{"labelled_at":null}}}`,
 	`{"version":1,"fleet":"office","launches":{"a":{"done":true,"generation":1}}}`,
 	`{"version":1,"fleet":"office","launches":{"a":{"done":tru}}}`,
+	`{"version":1,"fleet":"office","hosts":{},"launches":{},"starts":{"i-1":{"failures":1,"failed_at":"2026-03-01T09:30:00Z"}}}`,
+	`{"version":1,"fleet":"office","starts":{"i-1":{"failed_at":"2026-03-01T09:30:00+02:00","failures":3},"i-2":{}}}`,
+	`{"version":1,"fleet":"office","starts":null}`,
+	`{"version":1,"fleet":"office","starts":{"i-1":{"failures":"1"}}}`,
 	`{"version":1,"fleet":"office"} x`,
 	`{"version":1,"fleet":"office",}`,
 	`{"version":1,"fleet":"of` + "\x01" + `fice"}`,

@@ -217,10 +217,14 @@ func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, msg strin
 	}
 
 	hosts, ask, stale := cache.f.resolve(insts)
-	if len(stale) > 0 {
+	gone := cache.f.goneStarts(insts)
+	if len(stale) > 0 || len(gone) > 0 {
 		err := cache.update(func(c *cacheFile) {
 			for _, id := range stale {
 				delete(c.Hosts, id)
+			}
+			for _, id := range gone {
+				delete(c.Starts, id)
 			}
 		})
 		if err != nil {
@@ -231,7 +235,7 @@ func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, msg strin
 
 	for _, inst := range insts {
 		if stopped(inst) {
-			hosts = append(hosts, Observed{Instance: inst, Label: instanceLabel(inst)})
+			hosts = append(hosts, Observed{Instance: inst, Label: instanceLabel(inst), StartFailures: cache.f.Starts[inst.ID].Failures})
 		}
 	}
 	asked, failed := x.askLabels(ctx, ask)

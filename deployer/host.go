@@ -53,6 +53,18 @@ type Drainer interface {
 	BeforeTerminate(ctx context.Context, host Host, inst fleet.Instance) error
 }
 
+// DuplicateDrainer is optionally implemented by a Drainer that drains a
+// label's duplicate apart: another, live host holds the label and its
+// data, so the duplicate's data, maybe older, must not be backed up as
+// the role's latest. The pipeline calls BeforeTerminateDuplicate instead
+// of BeforeTerminate for such a host, and does not start a stopped one
+// first. host is nil when the host is stopped or could not be reached. An
+// error prevents termination. A Drainer without it is called as for any
+// other host.
+type DuplicateDrainer interface {
+	BeforeTerminateDuplicate(ctx context.Context, host Host, inst fleet.Instance) error
+}
+
 // NopDeployer is the Deployer that does nothing: the launch pipeline ends
 // with the label written.
 type NopDeployer struct{}

@@ -143,7 +143,7 @@ func (x *pass) execute(ctx context.Context, p Plan) []HostResult {
 	}
 	for _, h := range p.Start {
 		r := resultFor(h, ActionStarted)
-		run(r, func(r *HostResult) error { return x.start(ctx, r, h.Instance) })
+		run(r, func(r *HostResult) error { return x.startHost(ctx, r, h) })
 	}
 	for _, h := range p.Stuck {
 		r := resultFor(h, ActionKept)
@@ -182,7 +182,7 @@ func (x *pass) execute(ctx context.Context, p Plan) []HostResult {
 					pl.add(x.done(&r, err))
 					continue
 				}
-				pl.add(x.done(&r, x.remove(ctx, &r, rm.Instance, removeOpts{startStopped: true})))
+				pl.add(x.done(&r, x.remove(ctx, &r, rm.Instance, removeOpts{startStopped: true, holder: rm.Holder})))
 				pl.release()
 			}
 		}()
@@ -233,6 +233,36 @@ func (x *pass) start(ctx context.Context, r *HostResult, inst fleet.Instance) er
 	}
 	r.Durations.LaunchToAddress = x.f.clk.Now().Sub(t0)
 	return x.finish(ctx, r, inst, true)
+}
+
+// startHost starts a stopped host that holds a wanted label (start) and
+// records the outcome in the label cache: a failure (one that is not the
+// reconcile's cancellation) counts one more failed start in a row, a
+// success forgets them. A stateless role's host whose start failed is
+// replaced by the next reconcile; a stateful one's error says how many
+// starts failed and how to give its data up.
+func (x *pass) startHost(ctx context.Context, r *HostResult, h Observed) error {
+	id := h.Instance.ID
+	err := x.start(ctx, r, h.Instance)
+	if err == nil {
+		if h.StartFailures == 0 {
+			return nil
+		}
+		return x.cache.update(func(c *cacheFile) { delete(c.Starts, id) })
+	}
+	if ctx.Err() != nil || errors.Is(err, ErrStopping) {
+		return err
+	}
+	n := h.StartFailures + 1
+	rec := startRecord{Failures: n, At: x.f.clk.Now()}
+	if cerr := x.cache.update(func(c *cacheFile) { c.Starts[id] = rec }); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if x.f.roles[r.Role].Stateful {
+		return fmt.Errorf("%w (%d failed starts in a row: %s holds the role's data and is started again at each reconcile; to give its data up, `tide replace %s --discard-data --reason …`)",
+			err, n, id, r.Label)
+	}
+	return fmt.Errorf("%w (the next reconcile terminates %s and launches %s anew)", err, id, r.Label)
 }
 
 // startLag is how many listings after a start may still show the instance
@@ -471,6 +501,10 @@ type removeOpts struct {
 	// cannot start it keeps the host (ErrStoppedWithData). Without it the
 	// Drainer is called with no host.
 	startStopped bool
+	// holder is, for a duplicate, the live host that keeps the label: a
+	// DuplicateDrainer drains the duplicate without backing it up, and a
+	// stopped one is not started for it.
+	holder string
 }
 
 // remove calls the Drainer, then terminates the instance and forgets it.
@@ -480,7 +514,14 @@ type removeOpts struct {
 func (x *pass) remove(ctx context.Context, r *HostResult, inst fleet.Instance, o removeOpts) error {
 	if d := x.f.o.Drainer; d != nil {
 		within := x.f.t.SSHRemove
-		if o.startStopped && stopped(inst) && x.f.roles[r.Role].Stateful {
+		drain := d.BeforeTerminate
+		dd, dup := d.(DuplicateDrainer)
+		if dup = dup && o.holder != ""; dup {
+			drain = dd.BeforeTerminateDuplicate
+			x.f.log.Info("removing a duplicate without backing it up: the live host holds the label's data", "label", r.Label,
+				"role", r.Role, "instance_id", inst.ID, "holder_id", o.holder)
+		}
+		if o.startStopped && !dup && stopped(inst) && x.f.roles[r.Role].Stateful {
 			if _, ok := x.f.o.Cloud.(Starter); !ok {
 				return &StepError{Step: StepDraining, Err: fmt.Errorf(
 					"%s (%s) is %w: the cloud cannot start it to back it up; start it, and the next reconcile backs it up and removes it",
@@ -504,7 +545,7 @@ func (x *pass) remove(ctx context.Context, r *HostResult, inst fleet.Instance, o
 				defer c.Close()
 			}
 		}
-		if err := d.BeforeTerminate(ctx, h, inst); err != nil {
+		if err := drain(ctx, h, inst); err != nil {
 			err = fmt.Errorf("before terminating %s: %w", r.Label, err)
 			// A cancelled removal never goes on: the operator stopped it.
 			if !o.discardData || ctx.Err() != nil {
@@ -520,7 +561,7 @@ func (x *pass) remove(ctx context.Context, r *HostResult, inst fleet.Instance, o
 	if err != nil && !fleet.IsNotFound(err) {
 		return &StepError{Step: StepTerminating, Err: fmt.Errorf("terminating %s (%s): %w", r.Label, inst.ID, err)}
 	}
-	if err := x.cache.update(func(c *cacheFile) { delete(c.Hosts, inst.ID) }); err != nil {
+	if err := x.cache.update(func(c *cacheFile) { delete(c.Hosts, inst.ID); delete(c.Starts, inst.ID) }); err != nil {
 		return err
 	}
 	if fg, ok := x.f.o.Dialer.(Forgetter); ok && inst.Address != "" {

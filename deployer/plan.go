@@ -43,6 +43,13 @@ type Observed struct {
 	// Confirmed is set when the label cache holds the instance at its
 	// current address: its LABEL file was written or read.
 	Confirmed bool
+	// StartFailures counts the failed starts in a row of a stopped
+	// instance (the label cache remembers them): a start that failed, or
+	// whose host stopped or died again before it was labelled and
+	// converged. A stateless role's stopped instance with any is not
+	// started again but removed (ReasonStartFailed), its label launched
+	// anew; a stateful role's is started again.
+	StartFailures int
 }
 
 // Slot is a label without a host: one launch.
@@ -56,8 +63,13 @@ type Slot struct {
 // Removal is a host to remove and why.
 type Removal struct {
 	Observed
-	// Reason is ReasonAboveCount, ReasonDuplicate or ReasonDown.
+	// Reason is ReasonAboveCount, ReasonDuplicate, ReasonStartFailed or
+	// ReasonDown.
 	Reason string
+	// Holder is, for a duplicate, the id of the live host that keeps the
+	// label: that host holds the label's data, so the duplicate's must not
+	// be backed up as the role's latest (DuplicateDrainer).
+	Holder string
 }
 
 // Reasons for a removal.
@@ -65,6 +77,9 @@ const (
 	ReasonAboveCount = "above-count"
 	ReasonDuplicate  = "duplicate"
 	ReasonDown       = "down"
+	// ReasonStartFailed marks a stopped host of a stateless role whose
+	// last start failed: it is terminated and its label launched anew.
+	ReasonStartFailed = "start-failed"
 	// ReasonAdopted marks a kept or launched host that an earlier run left
 	// unlabelled (or whose address changed) and this one finished.
 	ReasonAdopted = "adopted"
@@ -113,8 +128,10 @@ type PlanOptions struct {
 //
 // hosts may hold stopped (and stopping) instances: one that holds a label
 // within the count that has no live host is started (o.CanStart); if the
-// cloud cannot start it, the label is launched anew and the stopped host
-// removed, but for a Stateful role, whose stopped host is Stuck. Other
+// cloud cannot start it, or a stateless role's host failed its last start
+// (StartFailures), the label is launched anew and the stopped host
+// removed, but for a Stateful role, whose stopped host is Stuck or started
+// again. A duplicate removed beside a live holder names it (Holder). Other
 // stopped hosts of managed roles are removed; those of unmanaged or Fixed
 // roles, and those without a role-n label, are left alone.
 func MakePlan(roles []Role, desired map[string]int, hosts []Observed, o PlanOptions) Plan {
@@ -240,7 +257,9 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed, o PlanOpti
 			continue
 		}
 		name, want, runs := sp.name, sp.want, sp.runs
-		replaceable := !o.CanStart && !sp.role.Stateful
+		replaceable := func(h Observed) bool {
+			return !sp.role.Stateful && (!o.CanStart || h.StartFailures > 0)
+		}
 		r := 0
 		for n := 1; n <= want; n++ {
 			for r < len(runs) && runs[r].n < n {
@@ -272,11 +291,20 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed, o PlanOpti
 					continue // the label's only host, kept
 				}
 			}
+			holderID := ""
+			if keep >= 0 && hosts[keep].Instance.State.Live() {
+				holderID = hosts[keep].Instance.ID
+			}
 			sortNewestFirst(hosts, g)
 			for _, i := range g {
-				if i != keep {
-					p.Remove = append(p.Remove, Removal{Observed: hosts[i], Reason: reason})
+				if i == keep {
+					continue
 				}
+				rm := Removal{Observed: hosts[i], Reason: reason, Holder: holderID}
+				if n <= want && keep < 0 && hosts[i].StartFailures > 0 && !hosts[i].Instance.State.Live() {
+					rm.Reason = ReasonStartFailed
+				}
+				p.Remove = append(p.Remove, rm)
 			}
 		}
 		// Hosts of a managed role whose label is not role-n are kept: tide
@@ -288,10 +316,11 @@ func MakePlan(roles []Role, desired map[string]int, hosts []Observed, o PlanOpti
 
 // holder returns, among idx (one label's hosts, within the count), the
 // host that holds the label: kept, started or stuck; -1 when none is live
-// and replaceable says a stopped one is replaced (the label launched anew).
-func holder(hosts []Observed, idx []int, replaceable bool) int {
+// and replaceable says the stopped one is replaced (the label launched
+// anew).
+func holder(hosts []Observed, idx []int, replaceable func(Observed) bool) int {
 	i := pickOldest(hosts, idx)
-	if replaceable && !hosts[i].Instance.State.Live() {
+	if !hosts[i].Instance.State.Live() && replaceable(hosts[i]) {
 		return -1
 	}
 	return i

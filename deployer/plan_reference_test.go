@@ -91,14 +91,15 @@ func makePlanReference(roles []Role, desired map[string]int, hosts []Observed) P
 		for k := len(ns) - 1; k >= 0; k-- {
 			n := ns[k]
 			idx := g.byN[n]
-			keep, reason := -1, ReasonAboveCount
+			keep, reason, holder := -1, ReasonAboveCount, ""
 			if n <= want {
 				keep, reason = pickOldest(hosts, idx), ReasonDuplicate
+				holder = hosts[keep].Instance.ID // every host here is live
 			}
 			sortNewestFirstReference(hosts, idx)
 			for _, i := range idx {
 				if i != keep {
-					p.Remove = append(p.Remove, Removal{Observed: hosts[i], Reason: reason})
+					p.Remove = append(p.Remove, Removal{Observed: hosts[i], Reason: reason, Holder: holder})
 				}
 			}
 		}
