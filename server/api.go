@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tideops/tide/fleet"
 	"github.com/tideops/tide/scheduler"
 )
 
@@ -598,6 +599,85 @@ func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusAccepted, st)
 	return nil
+}
+
+// ReplaceRequest is the body of POST /api/replace, and what
+// Actions.Replace is given once it is checked. Labels name the hosts
+// (role-N of the schedule's roles); DiscardData, for a dead host, needs a
+// Reason.
+type ReplaceRequest struct {
+	Labels      []string `json:"labels"`
+	DiscardData bool     `json:"discard_data"`
+	Reason      string   `json:"reason"`
+}
+
+// maxReplaceLabels bounds the hosts one replace may name.
+const maxReplaceLabels = 100
+
+// postReplace starts a replace of the named hosts. The labels are checked
+// against the schedule's roles; whether a host holds each is the fleet's
+// to say (the action fails naming the fleet's labels).
+func (s *Server) postReplace(w http.ResponseWriter, r *http.Request) error {
+	if s.o.Actions == nil {
+		return unavailable("replace")
+	}
+	var req ReplaceRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	req.Reason = strings.TrimSpace(req.Reason)
+	if err := s.checkReplace(&req); err != nil {
+		return err
+	}
+	st, err := s.startAction(ActionStatus{Kind: "replace", Labels: req.Labels, DiscardData: req.DiscardData, Reason: req.Reason},
+		func(ctx context.Context) error { return s.o.Actions.Replace(ctx, req) })
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, st)
+	return nil
+}
+
+// checkReplace refuses, with a 400, a replace without labels, with a label
+// that is not role-N of a role of the schedule in force or named twice, or
+// that discards data without a reason.
+func (s *Server) checkReplace(req *ReplaceRequest) error {
+	roles := s.o.Schedule.Roles()
+	names := make([]string, 0, len(roles))
+	for _, ri := range roles {
+		names = append(names, ri.Name)
+	}
+	switch {
+	case len(req.Labels) == 0:
+		return errorf(http.StatusBadRequest, "labels is required: name the hosts to replace, like %s-1", firstOr(names, "web"))
+	case len(req.Labels) > maxReplaceLabels:
+		return errorf(http.StatusBadRequest, "a replace may name at most %d hosts, not %d", maxReplaceLabels, len(req.Labels))
+	case req.DiscardData && req.Reason == "":
+		return errorf(http.StatusBadRequest, "discard_data needs a reason: say why the data since the newest backup may go")
+	case len(req.Reason) > 500:
+		return errorf(http.StatusBadRequest, "reason is longer than 500 characters")
+	}
+	seen := map[string]bool{}
+	for _, l := range req.Labels {
+		role, n, ok := fleet.ParseLabel(l)
+		switch {
+		case !ok || fleet.Label(role, n) != l || !namePattern.MatchString(l):
+			return errorf(http.StatusBadRequest, "label must be a role and a number like %s-1, not %q", firstOr(names, "web"), l)
+		case !slices.Contains(names, role):
+			return errorf(http.StatusBadRequest, "label %q: unknown role %q (known roles: %s)", l, role, strings.Join(names, ", "))
+		case seen[l]:
+			return errorf(http.StatusBadRequest, "label %q is named twice", l)
+		}
+		seen[l] = true
+	}
+	return nil
+}
+
+func firstOr(list []string, def string) string {
+	if len(list) > 0 {
+		return list[0]
+	}
+	return def
 }
 
 // target returns where a rollback of v goes: to when v knows it, or with

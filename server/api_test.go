@@ -444,6 +444,8 @@ func (g *gatedActions) Deploy(ctx context.Context, app, revision string) error {
 
 func (g *gatedActions) Rollback(ctx context.Context, app, to string) error { return g.Apply(ctx) }
 
+func (g *gatedActions) Replace(ctx context.Context, r ReplaceRequest) error { return g.Apply(ctx) }
+
 func TestActions(t *testing.T) {
 	g := &gatedActions{gate: make(chan error)}
 	f := newFixture(t, func(o *Options) { o.Actions = g })

@@ -228,3 +228,116 @@ func TestBrowserRollback(t *testing.T) {
 		t.Errorf("rollbacks = %s", got)
 	}
 }
+
+// TestBrowserReplace replaces hosts through the Fleet table of a real
+// headless Chromium: a host's Replace button asks a confirm() naming it
+// (saying a stateful host's data is backed up first) and posts its label;
+// its Dead… button asks again, prompts for the reason and posts a replace
+// that discards data; declining sends nothing. The status line names the
+// action.
+func TestBrowserReplace(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const token = "browser-test-token"
+	w := newWorld(clock.Real{})
+	srv, err := New(w.options(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(serveCtx, ln) }()
+	t.Cleanup(func() {
+		stopServing()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	c := cdp.Start(ctx, t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	str := func(expr string) string {
+		t.Helper()
+		var s string
+		must(c.Eval(ctx, expr, &s))
+		return s
+	}
+	replaces := func() string {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return fmt.Sprintf("%+v", w.replaces)
+	}
+	// answer makes confirm() and prompt() answer as given and keep what
+	// they asked in window.asked.
+	answer := func(confirm bool, prompt string) {
+		t.Helper()
+		p := "null"
+		if prompt != "" {
+			p = fmt.Sprintf("%q", prompt)
+		}
+		must(c.Eval(ctx, fmt.Sprintf(`window.asked = [];
+			window.confirm = (m) => { window.asked.push('confirm: ' + m); return %v; };
+			window.prompt = (m) => { window.asked.push('prompt: ' + m); return %s; }; true`, confirm, p), nil))
+	}
+	asked := func() string { return str(`window.asked.join('\n---\n')`) }
+	click := func(sel string) {
+		t.Helper()
+		must(c.Poll(ctx, fmt.Sprintf(`(() => { const b = document.querySelector(%q); return b !== null && !b.disabled; })()`, sel)))
+		must(c.Eval(ctx, fmt.Sprintf(`document.querySelector(%q).click(), true`, sel), nil))
+	}
+
+	must(c.Navigate(ctx, "http://"+ln.Addr().String()+"/#token="+token))
+	must(c.Poll(ctx, `document.querySelectorAll('#fleet tr[data-label] button[data-replace]').length === 8 && document.querySelectorAll('#roles [data-role]').length === 3`))
+	if shots := os.Getenv("TIDE_SCREENSHOTS"); shots != "" {
+		must(c.ScreenshotOf(ctx, filepath.Join(shots, "fleet-replace.png"), ".fleet-panel"))
+	}
+
+	// Declining the confirm sends nothing; the question names the host
+	// and, for db (stateful), says its data is backed up first.
+	answer(false, "")
+	click(`#fleet button[data-replace="db-1"]`)
+	if a := asked(); !strings.HasPrefix(a, "confirm: Replace db-1 (i-0") || !strings.Contains(a, "Its data is backed up first and the backup verified") {
+		t.Errorf("db-1's confirm asked %q", a)
+	}
+	answer(false, "")
+	click(`#fleet button[data-replace="web-2"]`)
+	if a := asked(); !strings.HasPrefix(a, "confirm: Replace web-2 (") || strings.Contains(a, "backed up") {
+		t.Errorf("web-2's confirm asked %q", a)
+	}
+	if got := replaces(); got != "[]" {
+		t.Fatalf("a declined confirm replaced %s", got)
+	}
+
+	// Replace web-2.
+	answer(true, "")
+	click(`#fleet button[data-replace="web-2"]`)
+	must(c.Poll(ctx, `document.getElementById('action').textContent.startsWith('replace web-2: done at')`))
+	if got := replaces(); got != "[{Labels:[web-2] DiscardData:false Reason:}]" {
+		t.Fatalf("replaces after Replace web-2 = %s", got)
+	}
+
+	// A dead db-1: the confirm says what is lost, the prompt asks why;
+	// cancelling the prompt sends nothing.
+	answer(true, "")
+	click(`#fleet button[data-replace-dead="db-1"]`)
+	if a := asked(); !strings.Contains(a, "whatever it wrote after the newest verified backup is LOST") || !strings.Contains(a, "prompt: Why may db-1's data be discarded?") {
+		t.Errorf("dead db-1 asked %q", a)
+	}
+	answer(true, "disk lost")
+	click(`#fleet button[data-replace-dead="db-1"]`)
+	must(c.Poll(ctx, `document.getElementById('action').textContent.startsWith('replace db-1 (discarding data: disk lost): done at')`))
+	if got := replaces(); got != "[{Labels:[web-2] DiscardData:false Reason:} {Labels:[db-1] DiscardData:true Reason:disk lost}]" {
+		t.Fatalf("replaces after Dead… db-1 = %s", got)
+	}
+	if got := str(`document.getElementById('fleet-msg').textContent`); got != "Replacing db-1 (discarding data)…" {
+		t.Errorf("fleet message = %q", got)
+	}
+}

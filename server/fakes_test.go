@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type world struct {
 	releases    map[string]*fakeHistory
 	onHostsOnly map[string]map[string]string
 	rollbacks   [][2]string // app, to as asked
+	replaces    []ReplaceRequest
 
 	kicks    atomic.Int32
 	applies  atomic.Int32
@@ -58,7 +60,7 @@ func newWorld(clk clock.Clock) *world {
 	w := &world{clk: clk, start: now, overrides: map[string]scheduler.Override{},
 		samples: map[string][]scheduler.Sample{}, deploys: make(chan [2]string, 4),
 		roles: []RoleInfo{
-			{Name: "db", Min: 2, Max: 2, InstanceType: "m6i.xlarge", Zones: []string{"eu-west-1a", "eu-west-1b"}, Apps: []string{"postgres"}},
+			{Name: "db", Min: 2, Max: 2, InstanceType: "m6i.xlarge", Zones: []string{"eu-west-1a", "eu-west-1b"}, Apps: []string{"postgres"}, Stateful: true},
 			{Name: "web", Min: 2, Max: 12, InstanceType: "c6i.large", Zones: []string{"eu-west-1a", "eu-west-1b"}, LoadDriven: true, Capacity: 100, Apps: []string{"dms-web"}},
 			{Name: "worker", Min: 1, Max: 8, InstanceType: "c6i.xlarge", Zones: []string{"eu-west-1a"}, Apps: []string{"dms-worker"}},
 		},
@@ -419,3 +421,21 @@ var (
 	_ Releases  = (*world)(nil)
 	_ Samples   = (*world)(nil)
 )
+
+// Replace records the request; a label of no host fails as the fleet's
+// Replace does, naming the fleet's labels.
+func (w *world) Replace(ctx context.Context, r ReplaceRequest) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.replaces = append(w.replaces, r)
+	var labels []string
+	for _, h := range w.hosts {
+		labels = append(labels, h.Label)
+	}
+	for _, l := range r.Labels {
+		if !slices.Contains(labels, l) {
+			return fmt.Errorf("replacing %s: no host of the fleet has the label; the fleet's labels: %s", l, strings.Join(labels, ", "))
+		}
+	}
+	return nil
+}

@@ -80,6 +80,12 @@ type Actions interface {
 	// to, a revision of its history or a release still on its hosts, or
 	// with to empty the one before the current revision.
 	Rollback(ctx context.Context, app, to string) error
+	// Replace gives the hosts of r.Labels new ones, as tide replace does:
+	// each is drained, a stateful role's data backed up and verified, the
+	// host terminated and its label launched again. With r.DiscardData a
+	// host whose drain or backup fails is terminated all the same (its
+	// data since the newest verified backup is lost), for r.Reason.
+	Replace(ctx context.Context, r ReplaceRequest) error
 }
 
 // Releases gives an application's release history and the releases on
@@ -170,6 +176,9 @@ type RoleInfo struct {
 	Capacity float64 `json:"capacity,omitempty"`
 	// Apps are the applications deployed on the role's hosts.
 	Apps []string `json:"apps,omitempty"`
+	// Stateful is set when the role's data is backed up before a host
+	// of it is terminated (and restored on a new one).
+	Stateful bool `json:"stateful,omitempty"`
 }
 
 // Forecast is a role's forecast series ahead of now.
@@ -240,7 +249,7 @@ type Options struct {
 	// SampleInterval is how often Run samples the fleet for the chart's
 	// ready line (default 30s).
 	SampleInterval time.Duration
-	// ActionTimeout bounds one apply, deploy or rollback (default 30m).
+	// ActionTimeout bounds one apply, deploy, rollback or replace (default 30m).
 	ActionTimeout time.Duration
 	// MaxBody bounds a request body (default 64 KiB).
 	MaxBody int64
@@ -261,17 +270,23 @@ type Server struct {
 	action    *ActionStatus
 }
 
-// ActionStatus is the latest apply, deploy or rollback: running, or
-// finished with its outcome.
+// ActionStatus is the latest apply, deploy, rollback or replace: running,
+// or finished with its outcome.
 type ActionStatus struct {
-	Kind string `json:"kind"` // apply, deploy or rollback
+	Kind string `json:"kind"` // apply, deploy, rollback or replace
 	App  string `json:"app,omitempty"`
 	// Revision is the revision deployed, or rolled back to.
-	Revision string     `json:"revision,omitempty"`
-	Started  time.Time  `json:"started"`
-	Finished *time.Time `json:"finished,omitempty"`
-	Running  bool       `json:"running"`
-	Error    string     `json:"error,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	// Labels are the hosts a replace gives new ones.
+	Labels []string `json:"labels,omitempty"`
+	// DiscardData and Reason are a replace's: hosts whose backup fails
+	// are terminated all the same, for that reason.
+	DiscardData bool       `json:"discard_data,omitempty"`
+	Reason      string     `json:"reason,omitempty"`
+	Started     time.Time  `json:"started"`
+	Finished    *time.Time `json:"finished,omitempty"`
+	Running     bool       `json:"running"`
+	Error       string     `json:"error,omitempty"`
 }
 
 // New checks the options and returns a server.
@@ -354,6 +369,7 @@ func (s *Server) routes() http.Handler {
 	api("POST /api/apply", s.postApply)
 	api("POST /api/deploy", s.postDeploy)
 	api("POST /api/rollback", s.postRollback)
+	api("POST /api/replace", s.postReplace)
 	api("GET /api/releases", s.getReleases)
 	api("POST /api/samples", s.postSamples)
 	mux.Handle("GET /api/health", apiHandler(s, s.getHealth))

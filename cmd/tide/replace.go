@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -81,51 +82,22 @@ func runReplace(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 	if err != nil {
 		return reportConfigError(e, err)
 	}
-	if s.Cloud.Provider == "static" {
-		return fmt.Errorf("the static cloud's hosts cannot be replaced: tide neither launches nor terminates them (replace the machine, then change its address in %s)", s.File)
-	}
-	// Read before any host is touched: a store that cannot be read would
-	// fail the new hosts' restores too.
-	var before map[string]restorePoint
-	if *discard {
-		cloudName := s.Cloud.Provider
-		if cloudName == "" {
-			cloudName = "local"
-		}
-		st, err := openBackupStore(e, s, *c.stateDir, cloudName, s3Clients(ctx, e, s))
-		if err != nil {
-			return err
-		}
-		if before, err = newestBackups(ctx, st, s, labels); err != nil {
-			return err
-		}
-		for _, l := range labels {
-			for _, p := range pointsOf(before, l) {
-				e.Logger.Warn("replace may discard data", "label", l, "role", p.role, "app", p.app, "reason", why,
-					"restores_key", p.b.Key, "restores_created_at", createdAt(p))
-			}
-		}
-	}
-
-	disp := newDisplay(e, *c.output == "json")
-	f, closeFn, err := c.openSchedule(ctx, e, s, disp, disp.logger(e))
-	if err != nil {
-		disp.stop()
+	if err := replaceable(s); err != nil {
 		return err
 	}
-	defer closeFn()
-	rep, err := f.Replace(ctx, labels, deployer.ReplaceOptions{DiscardData: *discard})
+	disp := newDisplay(e, *c.output == "json")
+	rep, discarded, err := replaceHosts(ctx, e, e.Logger, s, *c.stateDir, labels, *discard, why,
+		func(ctx context.Context) (deployer.Report, error) {
+			f, closeFn, err := c.openSchedule(ctx, e, s, disp, disp.logger(e))
+			if err != nil {
+				return deployer.Report{}, err
+			}
+			defer closeFn()
+			return f.Replace(ctx, labels, deployer.ReplaceOptions{DiscardData: *discard})
+		})
 	disp.stop()
 	if err != nil {
 		return err
-	}
-	discarded := discardedHosts(rep, before, why)
-	for _, d := range discarded {
-		for _, p := range d.Restored {
-			e.Logger.Warn("host terminated without a verified backup: its data is discarded",
-				"label", d.Label, "instance_id", d.InstanceID, "role", p.role, "app", p.app, "reason", why,
-				"backup_err", d.BackupErr, "restores_key", p.b.Key, "restores_created_at", createdAt(p))
-		}
 	}
 	if *c.output == "json" {
 		enc := json.NewEncoder(e.Stdout)
@@ -145,6 +117,58 @@ func runReplace(ctx context.Context, e *env, fs *flag.FlagSet, args []string) er
 			fmt.Fprintf(e.Stderr, "tide replace: %d hosts failed\n", rep.Count(deployer.ActionFailed))
 		}
 		return exitError{1}
+	}
+	return nil
+}
+
+// replaceHosts is the core of a replace, tide replace's and tide serve's:
+// with discard, it reads the newest verified backup of each stateful
+// application of the labels' roles before any host is touched (a store
+// that cannot be read would fail the new hosts' restores too) and logs
+// what each host's replacement would restore; it calls replace, which
+// replaces the hosts; then it logs each host terminated without a
+// verified backup, and returns them with the report.
+func replaceHosts(ctx context.Context, e *env, logger *slog.Logger, s *config.Schedule, stateDir string, labels []string, discard bool, why string,
+	replace func(context.Context) (deployer.Report, error)) (deployer.Report, []discardedHost, error) {
+	var before map[string]restorePoint
+	if discard {
+		cloudName := s.Cloud.Provider
+		if cloudName == "" {
+			cloudName = "local"
+		}
+		st, err := openBackupStore(e, s, stateDir, cloudName, s3Clients(ctx, e, s))
+		if err != nil {
+			return deployer.Report{}, nil, err
+		}
+		if before, err = newestBackups(ctx, st, s, labels); err != nil {
+			return deployer.Report{}, nil, err
+		}
+		for _, l := range labels {
+			for _, p := range pointsOf(before, l) {
+				logger.Warn("replace may discard data", "label", l, "role", p.role, "app", p.app, "reason", why,
+					"restores_key", p.b.Key, "restores_created_at", createdAt(p))
+			}
+		}
+	}
+	rep, err := replace(ctx)
+	if err != nil {
+		return rep, nil, err
+	}
+	discarded := discardedHosts(rep, before, why)
+	for _, d := range discarded {
+		for _, p := range d.Restored {
+			logger.Warn("host terminated without a verified backup: its data is discarded",
+				"label", d.Label, "instance_id", d.InstanceID, "role", p.role, "app", p.app, "reason", why,
+				"backup_err", d.BackupErr, "restores_key", p.b.Key, "restores_created_at", createdAt(p))
+		}
+	}
+	return rep, discarded, nil
+}
+
+// replaceable refuses a replace on the static cloud.
+func replaceable(s *config.Schedule) error {
+	if s.Cloud.Provider == "static" {
+		return fmt.Errorf("the static cloud's hosts cannot be replaced: tide neither launches nor terminates them (replace the machine, then change its address in %s)", s.File)
 	}
 	return nil
 }

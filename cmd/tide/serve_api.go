@@ -193,6 +193,7 @@ func (s serviceSchedule) Roles() []server.RoleInfo {
 		for _, a := range sch.AppsOf(r.Name) {
 			info.Apps = append(info.Apps, a.Name)
 		}
+		info.Stateful = r.Stateful
 		out = append(out, info)
 	}
 	return out
@@ -263,6 +264,50 @@ func (a serviceActions) Rollback(ctx context.Context, app, to string) error {
 		return err
 	}
 	svc.logger.Info("rolled back", "app", app, "revision", rev)
+	return nil
+}
+
+// Replace gives the named hosts new ones as tide replace does, through
+// the same function, while the loop's steps wait. With DiscardData it logs
+// what each host's replacement restores before any host is touched, and
+// each host terminated without a verified backup after. The action fails
+// when any host failed, with the report tide replace prints.
+func (a serviceActions) Replace(ctx context.Context, r server.ReplaceRequest) error {
+	svc := a.svc
+	what := "replace " + strings.Join(r.Labels, ", ")
+	svc.acting.Lock()
+	defer svc.acting.Unlock()
+	svc.mu.Lock()
+	fl := svc.fleet
+	svc.mu.Unlock()
+	if fl == nil {
+		return fmt.Errorf("%s: tide serve is not acting on the fleet (--dry-run)", what)
+	}
+	s := svc.currentSchedule()
+	if err := replaceable(s); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	why := strings.TrimSpace(r.Reason)
+	if r.DiscardData && why == "" {
+		return fmt.Errorf("%s: discarding data needs a reason", what)
+	}
+	e, out := svc.rolloutEnv()
+	logger := svc.logger.With("component", "replace")
+	rep, discarded, err := replaceHosts(ctx, e, logger, s, svc.flags.stateDir, r.Labels, r.DiscardData, why,
+		func(ctx context.Context) (deployer.Report, error) {
+			return fl.Replace(ctx, r.Labels, deployer.ReplaceOptions{DiscardData: r.DiscardData})
+		})
+	svc.forgetInspections()
+	svc.loop.Kick()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if rep.Err() != nil {
+		printReport(out, "replace", rep)
+		printDiscarded(out, discarded, why)
+		return fmt.Errorf("%s: %s", what, strings.TrimSpace(out.String()))
+	}
+	logger.Info("replaced", "labels", r.Labels, "discard_data", r.DiscardData, "discarded", len(discarded))
 	return nil
 }
 

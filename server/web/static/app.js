@@ -218,6 +218,7 @@
     let what = "apply";
     if (a.kind === "deploy") what = `deploy ${a.app} ${a.revision}`;
     else if (a.kind === "rollback") what = `rollback ${a.app} to ${a.revision || "the previous release"}`;
+    else if (a.kind === "replace") what = `replace ${(a.labels || []).join(", ")}` + (a.discard_data ? ` (discarding data: ${a.reason})` : "");
     let text;
     if (a.running) text = `${what}: running since ${when(a.started)}`;
     else if (a.error) text = `${what} failed at ${when(a.finished)}: ${a.error}`;
@@ -405,10 +406,20 @@
     $("#fleet-summary").textContent = `${hosts.length} hosts, ${ready} ready`;
     if (!hosts.length) { replace($("#fleet"), h("div", { class: "empty" }, "No hosts.")); return; }
     const rows = [];
+    const acts = state.features.includes("actions");
+    const running = !!(state.action && state.action.running);
+    const cols = acts ? 8 : 7;
     for (const [role, list] of Object.entries(byRole)) {
       if (!list.length) continue;
-      rows.push(h("tr", { class: "group" }, h("td", { colspan: 7 }, `${role} · ${list.length} host${list.length === 1 ? "" : "s"}`)));
+      rows.push(h("tr", { class: "group" }, h("td", { colspan: cols }, `${role} · ${list.length} host${list.length === 1 ? "" : "s"}`)));
       for (const x of list) {
+        const act = !acts || !x.label ? null : h("td", { class: "act" },
+          h("button", { type: "button", class: "small secondary", "data-replace": x.label, disabled: running,
+            title: running ? `wait: a ${state.action.kind} is running` : `give ${x.label} a new host`,
+            onclick: () => replaceHost(x, false) }, "Replace"),
+          h("button", { type: "button", class: "small danger", "data-replace-dead": x.label, disabled: running,
+            title: running ? `wait: a ${state.action.kind} is running` : `${x.label} is dead: replace it even if its drain or backup fails, discarding its data since the newest verified backup`,
+            onclick: () => replaceHost(x, true) }, "Dead…"));
         rows.push(h("tr", { "data-label": x.label },
           h("td", { class: "mono" }, x.label || "(unlabelled)"),
           h("td", { class: "mono" }, x.address || "–"),
@@ -416,11 +427,13 @@
           h("td", {}, h("span", { class: `state ${x.state}${x.ready ? " ready" : ""}`, title: x.instance_id }, x.ready ? "ready" : x.state)),
           h("td", { class: "mono" }, x.revision || "–"),
           h("td", { class: "num" }, x.processes),
-          h("td", { class: "muted" }, x.launched_at && !x.launched_at.startsWith("0001") ? ago(x.launched_at) : "–")));
+          h("td", { class: "muted" }, x.launched_at && !x.launched_at.startsWith("0001") ? ago(x.launched_at) : "–"),
+          act));
       }
     }
+    const heads = ["Label", "Address", "Zone", "State", "Revision", "Processes", "Launched"].concat(acts ? [""] : []);
     replace($("#fleet"), h("table", { class: "hosts" },
-      h("thead", {}, h("tr", {}, ["Label", "Address", "Zone", "State", "Revision", "Processes", "Launched"].map((t, i) => h("th", { class: i === 5 ? "num" : null }, t)))),
+      h("thead", {}, h("tr", {}, heads.map((t, i) => h("th", { class: i === 5 ? "num" : null }, t)))),
       h("tbody", {}, rows)));
   }
   function showFleetError(e) {
@@ -596,6 +609,37 @@
   function rollbackOneStep() {
     const v = state.releases;
     if (v && v.rollback) rollback(v.app, v.current, v.rollback, false);
+  }
+
+  // replaceHost asks, naming the host and what happens to its data, and
+  // sends the replace. A dead host's replace (discard) asks a second time,
+  // saying what is lost, and for the reason the log keeps.
+  async function replaceHost(x, dead) {
+    const msg = $("#fleet-msg");
+    const role = state.roles.find((r) => r.name === x.role);
+    const stateful = !!(role && role.stateful);
+    const what = `Replace ${x.label} (${x.instance_id || "no instance"}, ${x.address || "no address"})?\n\n`;
+    let body = { labels: [x.label] };
+    if (!dead) {
+      const data = stateful ? `Its data is backed up first and the backup verified; the new host restores it. If the backup fails, ${x.label} is kept.\n\n`
+        : "";
+      if (!window.confirm(what + data + `${x.label} is drained and terminated, and ${x.label} is launched again on a new host.`)) return;
+    } else {
+      const loss = stateful ? `If its drain or backup fails, ${x.label} is terminated anyway: whatever it wrote after the newest verified backup is LOST, and the new host restores that backup (or starts empty when there is none).`
+        : `If its drain fails, ${x.label} is terminated anyway.`;
+      if (!window.confirm(what + `Replace a dead host: ${loss}`)) return;
+      const reason = window.prompt(`Why may ${x.label}'s data be discarded? (kept in the log)`, "");
+      if (reason === null) return;
+      if (!reason.trim()) { setMsg(msg, false, "Discarding data needs a reason: nothing was replaced."); return; }
+      body = { labels: [x.label], discard_data: true, reason: reason.trim() };
+    }
+    try {
+      await api("POST", "/api/replace", body);
+      setMsg(msg, true, `Replacing ${x.label}${body.discard_data ? " (discarding data)" : ""}…`);
+    } catch (e) {
+      if (e.status !== 401) setMsg(msg, false, e.message);
+    }
+    refresh();
   }
 
   async function applyNow() {
