@@ -95,21 +95,9 @@ func (c *Converger) BeforeTerminate(ctx context.Context, h deployer.Host, inst f
 	if stateful && c.o.Store == nil {
 		return fmt.Errorf("role %s is stateful: %w", role, ErrNoStore)
 	}
-	t := c.target(ctx, h, inst, role)
-	st, err := Inspect(ctx, h, t.data)
+	t, st, err := c.drain(ctx, h, inst, role)
 	if err != nil {
 		return err
-	}
-	if t.label == "" {
-		t.label = st.Label
-	}
-	for _, as := range st.Apps {
-		if len(as.procs) == 0 {
-			continue
-		}
-		if err := c.stopProcs(ctx, t, c.apps[as.Name], as.Name, all(as)); err != nil {
-			return fmt.Errorf("draining: %w", err)
-		}
 	}
 	if !stateful {
 		return nil
@@ -129,6 +117,57 @@ func (c *Converger) BeforeTerminate(ctx context.Context, h deployer.Host, inst f
 		c.log.Info("backup verified", "label", t.label, "app", a.Name, "key", b.Key, "size", b.Size, "sha256", b.SHA256)
 	}
 	return nil
+}
+
+var _ deployer.DuplicateDrainer = (*Converger)(nil)
+
+// BeforeTerminateDuplicate drains a label's duplicate before it is
+// terminated: another, live host keeps the label and holds its data. The
+// duplicate's processes are stopped as BeforeTerminate stops them, but
+// its data is not backed up, even on a stateful role: it may be older
+// than the live host's, and its backup would become the role's latest
+// (latest.json), the one a new host of the label is restored from. A nil
+// host (the duplicate is stopped, or unreachable) has nothing to drain.
+func (c *Converger) BeforeTerminateDuplicate(ctx context.Context, h deployer.Host, inst fleet.Instance) error {
+	role := inst.Role
+	if role == "" {
+		role, _, _ = fleet.ParseLabel(inst.Label)
+	}
+	label := inst.Label
+	if h != nil {
+		t, _, err := c.drain(ctx, h, inst, role)
+		if err != nil {
+			return err
+		}
+		label = t.label
+	}
+	if c.roles[role].Stateful {
+		c.log.Warn("duplicate not backed up: the live host holds the label's data", "label", label, "role", role,
+			"instance_id", inst.ID, "drained", h != nil)
+	}
+	return nil
+}
+
+// drain stops every application's processes on the host and returns the
+// host's target and state.
+func (c *Converger) drain(ctx context.Context, h deployer.Host, inst fleet.Instance, role string) (*target, HostState, error) {
+	t := c.target(ctx, h, inst, role)
+	st, err := Inspect(ctx, h, t.data)
+	if err != nil {
+		return t, st, err
+	}
+	if t.label == "" {
+		t.label = st.Label
+	}
+	for _, as := range st.Apps {
+		if len(as.procs) == 0 {
+			continue
+		}
+		if err := c.stopProcs(ctx, t, c.apps[as.Name], as.Name, all(as)); err != nil {
+			return t, st, fmt.Errorf("draining: %w", err)
+		}
+	}
+	return t, st, nil
 }
 
 // Streamer is implemented by hosts that copy a command's standard output
