@@ -17,9 +17,18 @@
 // A stopped instance that holds a wanted label is started again (when the
 // cloud is a Starter) rather than replaced: its disk, data and host key
 // are kept, and it goes the launch pipeline's way from its address on.
+// A start that fails (or whose host stops again before it is labelled and
+// converged) is remembered in the label cache: the next reconcile replaces
+// a stateless role's host instead of starting it again, and starts a
+// stateful role's again, its error counting the failed starts.
+//
+// A duplicate removed beside the live host that keeps its label goes to
+// the Drainer's BeforeTerminateDuplicate when it is a DuplicateDrainer: the
+// live host holds the label's data, and the duplicate's must not be backed
+// up as the role's latest.
 //
 // deployer declares the small interfaces it consumes (Cloud, Starter,
-// HostKeys, Dialer, Host, Deployer, Drainer, Progress); cmd/tide adapts the cloud
+// HostKeys, Dialer, Host, Deployer, Drainer, DuplicateDrainer, Progress); cmd/tide adapts the cloud
 // providers and the SSH client to them. It must not import scheduler,
 // remote, cmd or any cloud package.
 package deployer

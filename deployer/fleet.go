@@ -158,9 +158,13 @@ func New(o Options) (*Fleet, error) {
 // is (ActionStarted): its disk, data and host key are kept. When the cloud
 // cannot start it, its label is launched anew and it is removed, but on a
 // Stateful role, where it is reported failed with ErrStoppedWithData and
-// nothing is launched. Stopped hosts to remove are terminated; on a
-// Stateful role with a Drainer they are started first, so that their data
-// is backed up.
+// nothing is launched. A stateless role's stopped instance whose last
+// start failed (the label cache remembers it) is removed too
+// (ReasonStartFailed) and its label launched anew; a stateful one's is
+// started again, its error counting the failed starts. Stopped hosts to
+// remove are terminated; on a Stateful role with a Drainer they are
+// started first, so that their data is backed up, but for a duplicate
+// beside a live holder when the Drainer is a DuplicateDrainer.
 //
 // A failure on one host does not stop the others: it is in the report,
 // whose Err says whether any host failed. The returned error is for
