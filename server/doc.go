@@ -5,7 +5,9 @@
 // The operator's actions, POST /api/apply, /api/deploy {app, revision} and
 // /api/rollback {app, to?} (to a revision of GET /api/releases?app=NAME,
 // the application's history as tide rollback --list shows it; without to,
-// one step back), run in the background one at a time and answer 202; their
+// one step back) and /api/replace {labels, discard_data?, reason?} (new hosts
+// for the named ones, as tide replace gives; discarding data needs a
+// reason), run in the background one at a time and answer 202; their
 // outcome shows in GET /api/status.
 //
 // server consumes the rest of tide through small interfaces it declares
