@@ -117,23 +117,26 @@ func (c *cacheFile) resolve(insts []fleet.Instance) (hosts []Observed, ask []fle
 	return hosts, ask, stale
 }
 
-// goneStarts lists the failed starts recorded for instances the cloud no
-// longer lists.
-func (c *cacheFile) goneStarts(insts []fleet.Instance) []string {
+// settledStarts lists the failed starts recorded for instances the cloud
+// no longer lists, or lists live: one whose start failed late (its
+// Deployer failed) but that has not stopped since did not die at boot.
+func (c *cacheFile) settledStarts(insts []fleet.Instance) []string {
 	if len(c.Starts) == 0 {
 		return nil
 	}
-	listed := make(map[string]bool, len(insts))
+	stoppedNow := make(map[string]bool, len(c.Starts))
 	for _, inst := range insts {
-		listed[inst.ID] = true
-	}
-	var gone []string
-	for id := range c.Starts {
-		if !listed[id] {
-			gone = append(gone, id)
+		if _, ok := c.Starts[inst.ID]; ok && !inst.State.Live() {
+			stoppedNow[inst.ID] = true
 		}
 	}
-	return gone
+	var settled []string
+	for id := range c.Starts {
+		if !stoppedNow[id] {
+			settled = append(settled, id)
+		}
+	}
+	return settled
 }
 
 // labelCache is the cache file shared by a reconcile's goroutines. Every

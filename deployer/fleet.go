@@ -221,7 +221,7 @@ func (f *Fleet) run(ctx context.Context, stopStarting <-chan struct{}, msg strin
 	}
 
 	hosts, ask, stale := cache.f.resolve(insts)
-	gone := cache.f.goneStarts(insts)
+	gone := cache.f.settledStarts(insts)
 	if len(stale) > 0 || len(gone) > 0 {
 		err := cache.update(func(c *cacheFile) {
 			for _, id := range stale {

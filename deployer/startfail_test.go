@@ -236,3 +236,24 @@ func TestReconcileDuplicateOfLiveHost(t *testing.T) {
 		})
 	}
 }
+
+// TestSettledStarts: failed starts are forgotten once their instance is
+// gone or live again; a stopped one's are kept.
+func TestSettledStarts(t *testing.T) {
+	f := newCacheFile("office")
+	for _, id := range []string{"i-stopped", "i-live", "i-gone", "i-stopping"} {
+		f.Starts[id] = startRecord{Failures: 1}
+	}
+	insts := []fleet.Instance{
+		{ID: "i-stopped", State: fleet.StateStopped}, {ID: "i-live", State: fleet.StateRunning},
+		{ID: "i-stopping", State: fleet.StateStopping}, {ID: "i-other", State: fleet.StateStopped},
+	}
+	got := f.settledStarts(insts)
+	slices.Sort(got)
+	if want := []string{"i-gone", "i-live"}; !slices.Equal(got, want) {
+		t.Errorf("settled %q, want %q", got, want)
+	}
+	if got := newCacheFile("office").settledStarts(insts); got != nil {
+		t.Errorf("settled %q without records", got)
+	}
+}
