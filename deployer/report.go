@@ -79,7 +79,7 @@ type HostResult struct {
 	// started, kept or removed.
 	Intended Action `json:"intended,omitempty"`
 	// Reason says why a host was removed: above-count, duplicate, down,
-	// replaced, replaced-data-discarded.
+	// start-failed, replaced, replaced-data-discarded.
 	Reason string `json:"reason,omitempty"`
 	// Err is the failure; Kind classifies it (KindCapacity, ...).
 	Err  error  `json:"-"`
