@@ -9,7 +9,7 @@ import (
 // one at a time, under the server's own context (a client that hangs up
 // does not cancel a launch half-way). It returns the status the client gets, or a 409 when
 // another action is running.
-func (s *Server) startAction(st ActionStatus, fn func(ctx context.Context) error) (ActionStatus, error) {
+func (s *Server) startAction(st ActionStatus, fn func(ctx context.Context) (*ActionResult, error)) (ActionStatus, error) {
 	s.actMu.Lock()
 	defer s.actMu.Unlock()
 	if err := s.runningLocked(); err != nil {
@@ -27,11 +27,11 @@ func (s *Server) startAction(st ActionStatus, fn func(ctx context.Context) error
 		ctx, cancel := context.WithTimeout(s.actCtx, s.o.ActionTimeout)
 		defer cancel()
 		s.logger.Info("action started", "kind", st.Kind, "app", st.App, "revision", st.Revision)
-		err := fn(ctx)
+		res, err := fn(ctx)
 		s.actMu.Lock()
 		defer s.actMu.Unlock()
 		done := s.o.Clock.Now()
-		s.action.Running, s.action.Finished = false, &done
+		s.action.Running, s.action.Finished, s.action.Result = false, &done, res
 		if err != nil {
 			s.action.Error = err.Error()
 			s.logger.Error("action failed", "kind", st.Kind, "err", err)
@@ -40,6 +40,11 @@ func (s *Server) startAction(st ActionStatus, fn func(ctx context.Context) error
 		s.logger.Info("action finished", "kind", st.Kind, "duration", done.Sub(st.Started))
 	}()
 	return st, nil
+}
+
+// noResult adapts an action that reports no result to startAction.
+func noResult(fn func(ctx context.Context) error) func(ctx context.Context) (*ActionResult, error) {
+	return func(ctx context.Context) (*ActionResult, error) { return nil, fn(ctx) }
 }
 
 // actionRunning returns the 409 of an action still running, or nil.

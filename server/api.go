@@ -490,7 +490,7 @@ func (s *Server) postApply(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	st, err := s.startAction(ActionStatus{Kind: "apply"}, s.o.Actions.Apply)
+	st, err := s.startAction(ActionStatus{Kind: "apply"}, noResult(s.o.Actions.Apply))
 	if err != nil {
 		return err
 	}
@@ -521,7 +521,7 @@ func (s *Server) postDeploy(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, "revision must be letters, digits and ._/@:+- (up to 200), not %q", req.Revision)
 	}
 	st, err := s.startAction(ActionStatus{Kind: "deploy", App: req.App, Revision: req.Revision},
-		func(ctx context.Context) error { return s.o.Actions.Deploy(ctx, req.App, req.Revision) })
+		noResult(func(ctx context.Context) error { return s.o.Actions.Deploy(ctx, req.App, req.Revision) }))
 	if err != nil {
 		return err
 	}
@@ -593,7 +593,7 @@ func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	st, err := s.startAction(ActionStatus{Kind: "rollback", App: req.App, Revision: to},
-		func(ctx context.Context) error { return s.o.Actions.Rollback(ctx, req.App, to) })
+		noResult(func(ctx context.Context) error { return s.o.Actions.Rollback(ctx, req.App, to) }))
 	if err != nil {
 		return err
 	}
@@ -630,7 +630,7 @@ func (s *Server) postReplace(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	st, err := s.startAction(ActionStatus{Kind: "replace", Labels: req.Labels, DiscardData: req.DiscardData, Reason: req.Reason},
-		func(ctx context.Context) error { return s.o.Actions.Replace(ctx, req) })
+		func(ctx context.Context) (*ActionResult, error) { return s.o.Actions.Replace(ctx, req) })
 	if err != nil {
 		return err
 	}

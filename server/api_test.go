@@ -444,7 +444,9 @@ func (g *gatedActions) Deploy(ctx context.Context, app, revision string) error {
 
 func (g *gatedActions) Rollback(ctx context.Context, app, to string) error { return g.Apply(ctx) }
 
-func (g *gatedActions) Replace(ctx context.Context, r ReplaceRequest) error { return g.Apply(ctx) }
+func (g *gatedActions) Replace(ctx context.Context, r ReplaceRequest) (*ActionResult, error) {
+	return nil, g.Apply(ctx)
+}
 
 func TestActions(t *testing.T) {
 	g := &gatedActions{gate: make(chan error)}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -234,12 +235,15 @@ func TestBrowserRollback(t *testing.T) {
 // (saying a stateful host's data is backed up first) and posts its label;
 // its Dead… button asks again, prompts for the reason and posts a replace
 // that discards data; declining sends nothing. The status line names the
-// action.
+// action, and the list under it what was done to each host (with the
+// removal's reason) and, for a discard, the host's backup error and the
+// backup its replacement restored. A fixed role's hosts have no buttons.
 func TestBrowserReplace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const token = "browser-test-token"
 	w := newWorld(clock.Real{})
+	w.roles[2].Fixed = true // worker: its 2 hosts are the static cloud's
 	srv, err := New(w.options(token))
 	if err != nil {
 		t.Fatal(err)
@@ -295,7 +299,10 @@ func TestBrowserReplace(t *testing.T) {
 	}
 
 	must(c.Navigate(ctx, "http://"+ln.Addr().String()+"/#token="+token))
-	must(c.Poll(ctx, `document.querySelectorAll('#fleet tr[data-label] button[data-replace]').length === 8 && document.querySelectorAll('#roles [data-role]').length === 3`))
+	must(c.Poll(ctx, `document.querySelectorAll('#fleet tr[data-label] button[data-replace]').length === 6 && document.querySelectorAll('#roles [data-role]').length === 3`))
+	if n := str(`String(document.querySelectorAll('#fleet tr[data-label^="worker-"] button').length) + ' ' + document.querySelector('#fleet tr[data-label="worker-1"] td.act').textContent`); n != "0 fixed" {
+		t.Errorf("the fixed worker role's hosts: %q, want no buttons and \"fixed\"", n)
+	}
 	if shots := os.Getenv("TIDE_SCREENSHOTS"); shots != "" {
 		must(c.ScreenshotOf(ctx, filepath.Join(shots, "fleet-replace.png"), ".fleet-panel"))
 	}
@@ -323,6 +330,10 @@ func TestBrowserReplace(t *testing.T) {
 	if got := replaces(); got != "[{Labels:[web-2] DiscardData:false Reason:}]" {
 		t.Fatalf("replaces after Replace web-2 = %s", got)
 	}
+	must(c.Poll(ctx, `!document.getElementById('action-result').hidden`))
+	if got := str(`[...document.querySelectorAll('#action-result li')].map((li) => li.textContent).join(' | ')`); !regexp.MustCompile(`^web-2 \(i-0\w+\) removedreplaced \| web-2 \(i-0\w+-new\) launched$`).MatchString(got) {
+		t.Errorf("result after Replace web-2 = %q", got)
+	}
 
 	// A dead db-1: the confirm says what is lost, the prompt asks why;
 	// cancelling the prompt sends nothing.
@@ -339,5 +350,24 @@ func TestBrowserReplace(t *testing.T) {
 	}
 	if got := str(`document.getElementById('fleet-msg').textContent`); got != "Replacing db-1 (discarding data)…" {
 		t.Errorf("fleet message = %q", got)
+	}
+	must(c.Poll(ctx, `document.querySelector('#action-result li[data-discarded="db-1"]') !== null`))
+	st := srv.actionStatus()
+	if st == nil || st.Result == nil || len(st.Result.Discarded) != 1 || len(st.Result.Discarded[0].Restored) != 1 {
+		t.Fatalf("status after Dead… db-1: %+v", st)
+	}
+	key := st.Result.Discarded[0].Restored[0].Key
+	got := str(`document.querySelector('#action-result li[data-discarded="db-1"]').textContent`)
+	for _, want := range []string{"db-1 (i-0", "data discarded.", "Terminated without a verified backup: draining db-1: dial tcp", "connect: no route to host",
+		"postgres: the new db-1 restored " + key + ", taken ", "what the old host wrote after it is lost"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("discarded db-1 shows %q, without %q", got, want)
+		}
+	}
+	if got := str(`document.querySelector('#action-result li[data-host="db-1"]').textContent`); !strings.Contains(got, "removedreplaced-data-discarded") {
+		t.Errorf("db-1's outcome = %q", got)
+	}
+	if shots := os.Getenv("TIDE_SCREENSHOTS"); shots != "" {
+		must(c.ScreenshotOf(ctx, filepath.Join(shots, "replace-discarded.png"), "#deploy-panel"))
 	}
 }

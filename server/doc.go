@@ -8,7 +8,9 @@
 // one step back) and /api/replace {labels, discard_data?, reason?} (new hosts
 // for the named ones, as tide replace gives; discarding data needs a
 // reason), run in the background one at a time and answer 202; their
-// outcome shows in GET /api/status.
+// outcome shows in GET /api/status (a replace's with its result: what was
+// done to each host, and for each host whose data was discarded, the
+// backup error and the backup its replacement restored).
 //
 // server consumes the rest of tide through small interfaces it declares
 // (Decisions, History, Overrides, Fleet, Forecasts, Schedule, Actions,

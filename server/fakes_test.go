@@ -423,19 +423,48 @@ var (
 )
 
 // Replace records the request; a label of no host fails as the fleet's
-// Replace does, naming the fleet's labels.
-func (w *world) Replace(ctx context.Context, r ReplaceRequest) error {
+// Replace does, naming the fleet's labels. Each host is removed (its
+// reason replaced, or replaced-data-discarded with DiscardData, its
+// backup having failed) and its label launched on a new instance; a
+// discarded host's replacement restores the role's applications from
+// backups taken an hour before.
+func (w *world) Replace(ctx context.Context, r ReplaceRequest) (*ActionResult, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.replaces = append(w.replaces, r)
+	byLabel := map[string]Host{}
 	var labels []string
 	for _, h := range w.hosts {
 		labels = append(labels, h.Label)
+		byLabel[h.Label] = h
 	}
 	for _, l := range r.Labels {
 		if !slices.Contains(labels, l) {
-			return fmt.Errorf("replacing %s: no host of the fleet has the label; the fleet's labels: %s", l, strings.Join(labels, ", "))
+			return nil, fmt.Errorf("replacing %s: no host of the fleet has the label; the fleet's labels: %s", l, strings.Join(labels, ", "))
 		}
 	}
-	return nil
+	res := &ActionResult{}
+	for _, l := range r.Labels {
+		h := byLabel[l]
+		reason := "replaced"
+		if r.DiscardData {
+			reason = "replaced-data-discarded"
+			d := DiscardedHost{Label: l, InstanceID: h.InstanceID, BackupError: "draining " + l + ": dial tcp " + h.Address + ":22: connect: no route to host"}
+			for _, ri := range w.roles {
+				if ri.Name != h.Role {
+					continue
+				}
+				for _, app := range ri.Apps {
+					at := w.clk.Now().Add(-time.Hour).UTC()
+					d.Restored = append(d.Restored, Restore{Role: h.Role, App: app,
+						Key: fmt.Sprintf("backups/office-dms/%s/%s/%s.tar.zst", h.Role, app, at.Format("20060102T150405Z")), CreatedAt: &at})
+				}
+			}
+			res.Discarded = append(res.Discarded, d)
+		}
+		res.Hosts = append(res.Hosts,
+			HostOutcome{Label: l, InstanceID: h.InstanceID, Action: "removed", Reason: reason},
+			HostOutcome{Label: l, InstanceID: h.InstanceID + "-new", Action: "launched"})
+	}
+	return res, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReplaceRefused sends replaces the server must refuse before any
@@ -136,5 +137,61 @@ func TestReplaceWhileBusyOrUnavailable(t *testing.T) {
 	f = newFixture(t, func(o *Options) { o.Actions = nil })
 	if r := f.post(t, "/api/replace", `{"labels":["web-1"]}`); r.status != http.StatusNotImplemented || !strings.Contains(r.errorText(t), "replace is not available") {
 		t.Fatalf("replace without Actions: %d %s", r.status, r.body)
+	}
+}
+
+// TestReplaceResultInStatus: a finished replace's status carries what
+// Actions.Replace said it did, as JSON: each host's action and removal
+// reason and, for a discard, the host's instance, backup error and the
+// backup its replacement restored. Other actions carry no result, and a
+// new action drops the last one's.
+func TestReplaceResultInStatus(t *testing.T) {
+	f := newFixture(t, nil)
+	finished := func() map[string]any {
+		t.Helper()
+		var view struct {
+			Action map[string]any `json:"action"`
+		}
+		waitFor(t, func() bool {
+			view.Action = nil
+			f.get(t, "/api/status").json(t, &view)
+			return view.Action != nil && view.Action["running"] == false
+		})
+		return view.Action
+	}
+	if r := f.post(t, "/api/replace", `{"labels":["db-1"],"discard_data":true,"reason":"disk lost"}`); r.status != http.StatusAccepted {
+		t.Fatalf("POST /api/replace: %d %s", r.status, r.body)
+	}
+	a := finished()
+	f.w.mu.Lock()
+	var id string
+	for _, h := range f.w.hosts {
+		if h.Label == "db-1" {
+			id = h.InstanceID
+		}
+	}
+	f.w.mu.Unlock()
+	created := f.w.clk.Now().Add(-time.Hour).UTC()
+	key := "backups/office-dms/db/postgres/" + created.Format("20060102T150405Z") + ".tar.zst"
+	want := map[string]any{
+		"hosts": []any{
+			map[string]any{"label": "db-1", "instance_id": id, "action": "removed", "reason": "replaced-data-discarded"},
+			map[string]any{"label": "db-1", "instance_id": id + "-new", "action": "launched"},
+		},
+		"discarded": []any{map[string]any{
+			"label": "db-1", "instance_id": id,
+			"backup_error": "draining db-1: dial tcp 10.0.1.11:22: connect: no route to host",
+			"restored":     []any{map[string]any{"role": "db", "app": "postgres", "key": key, "created_at": created.Format(time.RFC3339Nano)}},
+		}},
+	}
+	if got := fmt.Sprint(a["result"]); got != fmt.Sprint(want) {
+		t.Fatalf("result\n got %s\nwant %s", got, fmt.Sprint(want))
+	}
+
+	if r := f.post(t, "/api/apply", ``); r.status != http.StatusAccepted {
+		t.Fatalf("POST /api/apply: %d %s", r.status, r.body)
+	}
+	if a := finished(); a["kind"] != "apply" || a["result"] != nil {
+		t.Fatalf("apply after the replace: %v, want no result", a)
 	}
 }

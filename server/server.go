@@ -84,8 +84,10 @@ type Actions interface {
 	// each is drained, a stateful role's data backed up and verified, the
 	// host terminated and its label launched again. With r.DiscardData a
 	// host whose drain or backup fails is terminated all the same (its
-	// data since the newest verified backup is lost), for r.Reason.
-	Replace(ctx context.Context, r ReplaceRequest) error
+	// data since the newest verified backup is lost), for r.Reason. The
+	// result, kept in the action's status even when err is not nil, says
+	// what was done to each host and what was discarded.
+	Replace(ctx context.Context, r ReplaceRequest) (*ActionResult, error)
 }
 
 // Releases gives an application's release history and the releases on
@@ -179,6 +181,10 @@ type RoleInfo struct {
 	// Stateful is set when the role's data is backed up before a host
 	// of it is terminated (and restored on a new one).
 	Stateful bool `json:"stateful,omitempty"`
+	// Fixed is set when tide neither launches nor terminates the role's
+	// hosts (the static cloud's, listed in the schedule file): they
+	// cannot be replaced.
+	Fixed bool `json:"fixed,omitempty"`
 }
 
 // Forecast is a role's forecast series ahead of now.
@@ -287,6 +293,50 @@ type ActionStatus struct {
 	Finished    *time.Time `json:"finished,omitempty"`
 	Running     bool       `json:"running"`
 	Error       string     `json:"error,omitempty"`
+	// Result is what a finished action did, when it says (a replace
+	// does), whether it failed or not.
+	Result *ActionResult `json:"result,omitempty"`
+}
+
+// ActionResult is what an action did: each host it touched and, for a
+// replace that discarded data, what was lost.
+type ActionResult struct {
+	Hosts     []HostOutcome   `json:"hosts,omitempty"`
+	Discarded []DiscardedHost `json:"discarded,omitempty"`
+}
+
+// HostOutcome is what an action did to one host.
+type HostOutcome struct {
+	Label      string `json:"label"`
+	InstanceID string `json:"instance_id,omitempty"`
+	// Action is launched, started, kept, removed or failed.
+	Action string `json:"action"`
+	// Reason says why a host was removed (replaced,
+	// replaced-data-discarded, start-failed, ...).
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// DiscardedHost is a host a replace terminated although its drain or
+// backup failed: what it wrote after the backup its replacement
+// restored is lost.
+type DiscardedHost struct {
+	Label       string `json:"label"`
+	InstanceID  string `json:"instance_id"`
+	BackupError string `json:"backup_error"`
+	// Restored is, for each application of the host's role, what its
+	// replacement restored.
+	Restored []Restore `json:"restored"`
+}
+
+// Restore is the backup a new host restored for one application. App is
+// empty when the role is not stateful (it keeps no backup); Key is empty
+// when there was no verified backup (the new host started empty).
+type Restore struct {
+	Role      string     `json:"role"`
+	App       string     `json:"app,omitempty"`
+	Key       string     `json:"key,omitempty"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
 }
 
 // New checks the options and returns a server.

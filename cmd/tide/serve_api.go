@@ -194,6 +194,9 @@ func (s serviceSchedule) Roles() []server.RoleInfo {
 			info.Apps = append(info.Apps, a.Name)
 		}
 		info.Stateful = r.Stateful
+		// The static cloud's hosts, listed in the file, are never
+		// launched nor terminated: the page offers no replace for them.
+		info.Fixed = sch.Cloud.Provider == "static" || len(r.Hosts) > 0
 		out = append(out, info)
 	}
 	return out
@@ -271,8 +274,10 @@ func (a serviceActions) Rollback(ctx context.Context, app, to string) error {
 // the same function, while the loop's steps wait. With DiscardData it logs
 // what each host's replacement restores before any host is touched, and
 // each host terminated without a verified backup after. The action fails
-// when any host failed, with the report tide replace prints.
-func (a serviceActions) Replace(ctx context.Context, r server.ReplaceRequest) error {
+// when any host failed, with the report tide replace prints. Its result
+// (each host's outcome, and what was discarded) is returned whether it
+// failed or not, once hosts were acted on.
+func (a serviceActions) Replace(ctx context.Context, r server.ReplaceRequest) (*server.ActionResult, error) {
 	svc := a.svc
 	what := "replace " + strings.Join(r.Labels, ", ")
 	svc.acting.Lock()
@@ -281,15 +286,15 @@ func (a serviceActions) Replace(ctx context.Context, r server.ReplaceRequest) er
 	fl := svc.fleet
 	svc.mu.Unlock()
 	if fl == nil {
-		return fmt.Errorf("%s: tide serve is not acting on the fleet (--dry-run)", what)
+		return nil, fmt.Errorf("%s: tide serve is not acting on the fleet (--dry-run)", what)
 	}
 	s := svc.currentSchedule()
 	if err := replaceable(s); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	why := strings.TrimSpace(r.Reason)
 	if r.DiscardData && why == "" {
-		return fmt.Errorf("%s: discarding data needs a reason", what)
+		return nil, fmt.Errorf("%s: discarding data needs a reason", what)
 	}
 	e, out := svc.rolloutEnv()
 	logger := svc.logger.With("component", "replace")
@@ -299,16 +304,46 @@ func (a serviceActions) Replace(ctx context.Context, r server.ReplaceRequest) er
 		})
 	svc.forgetInspections()
 	svc.loop.Kick()
+	res := replaceResult(rep, discarded)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return res, fmt.Errorf("%s: %w", what, err)
 	}
 	if rep.Err() != nil {
 		printReport(out, "replace", rep)
 		printDiscarded(out, discarded, why)
-		return fmt.Errorf("%s: %s", what, strings.TrimSpace(out.String()))
+		return res, fmt.Errorf("%s: %s", what, strings.TrimSpace(out.String()))
 	}
 	logger.Info("replaced", "labels", r.Labels, "discard_data", r.DiscardData, "discarded", len(discarded))
-	return nil
+	return res, nil
+}
+
+// replaceResult is the server's copy of a replace's report and of the
+// hosts whose data it discarded; nil when no host was acted on.
+func replaceResult(rep deployer.Report, discarded []discardedHost) *server.ActionResult {
+	if len(rep.Hosts) == 0 && len(discarded) == 0 {
+		return nil
+	}
+	res := &server.ActionResult{}
+	for _, h := range rep.Hosts {
+		o := server.HostOutcome{Label: h.Label, InstanceID: h.InstanceID, Action: string(h.Action), Reason: h.Reason}
+		if h.Err != nil {
+			o.Error = h.Err.Error()
+		}
+		res.Hosts = append(res.Hosts, o)
+	}
+	for _, d := range discarded {
+		sd := server.DiscardedHost{Label: d.Label, InstanceID: d.InstanceID, BackupError: d.BackupErr}
+		for _, p := range d.Restored {
+			rs := server.Restore{Role: p.role, App: p.app, Key: p.b.Key}
+			if p.b.Key != "" {
+				at := p.b.CreatedAt
+				rs.CreatedAt = &at
+			}
+			sd.Restored = append(sd.Restored, rs)
+		}
+		res.Discarded = append(res.Discarded, sd)
+	}
+	return res
 }
 
 // rolloutFlags are tide deploy's and rollback's flags for an action of the

@@ -2,12 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tideops/tide/config"
+	"github.com/tideops/tide/converge"
+	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/server"
 )
 
@@ -70,7 +76,7 @@ func TestServeReplacesAHost(t *testing.T) {
 	if code, b := post(`{"labels":["cache-1"]}`); code != http.StatusBadRequest || !strings.Contains(string(b), `unknown role \"cache\" (known roles: web)`) {
 		t.Fatalf("replace of cache-1: %d %s", code, b)
 	}
-	if a := replace(`{"labels":["web-7"]}`); !strings.Contains(a.Error, "replace web-7: replacing web-7: no host of the fleet has the label; the fleet's labels: web-1, web-2") {
+	if a := replace(`{"labels":["web-7"]}`); !strings.Contains(a.Error, "replace web-7: replacing web-7: no host of the fleet has the label; the fleet's labels: web-1, web-2") || a.Result != nil {
 		t.Fatalf("replace of web-7: %+v", a)
 	}
 
@@ -84,6 +90,25 @@ func TestServeReplacesAHost(t *testing.T) {
 		return ready(hs) && hs["web-1"].InstanceID != before["web-1"].InstanceID
 	})
 	after := hosts()
+	// The status's result says what was done to each host, with the
+	// deployer's reason for the removal.
+	var outcomes []string
+	if a.Result != nil {
+		for _, o := range a.Result.Hosts {
+			outcomes = append(outcomes, fmt.Sprintf("%s %s %s %s %s", o.Label, o.InstanceID, o.Action, o.Reason, o.Error))
+		}
+	}
+	for _, want := range []string{
+		fmt.Sprintf("web-1 %s removed replaced ", before["web-1"].InstanceID),
+		fmt.Sprintf("web-1 %s launched  ", after["web-1"].InstanceID),
+	} {
+		if !slices.Contains(outcomes, want) {
+			t.Errorf("the replace's result %q lacks %q", outcomes, want)
+		}
+	}
+	if a.Result == nil || len(a.Result.Discarded) != 0 {
+		t.Errorf("the replace's result: %+v, want no discarded host", a.Result)
+	}
 	if after["web-2"].InstanceID != before["web-2"].InstanceID {
 		t.Errorf("web-2 was replaced too: %s -> %s", before["web-2"].InstanceID, after["web-2"].InstanceID)
 	}
@@ -97,5 +122,65 @@ func TestServeReplacesAHost(t *testing.T) {
 	}
 	if errs := s.errs.String(); !strings.Contains(errs, `msg=replaced`) {
 		t.Errorf("no replaced line in the log:\n%s", grepLines(errs, "time="))
+	}
+}
+
+// TestServeRolesFixed: a role is fixed (the page offers no replace for
+// its hosts) on the static cloud, or when the file lists its hosts.
+func TestServeRolesFixed(t *testing.T) {
+	tests := []struct {
+		name     string
+		provider string
+		hosts    []config.StaticHost
+		want     bool
+	}{
+		{"local", "", nil, false},
+		{"aws", "aws", nil, false},
+		{"static", "static", nil, true},
+		{"hosts listed", "", []config.StaticHost{{Label: "web-1", Address: "127.0.0.1"}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			svc := &service{schedule: &config.Schedule{Cloud: config.Cloud{Provider: tt.provider},
+				Roles: []config.Role{{Name: "web", Min: 1, Max: 2, Hosts: tt.hosts}}}}
+			rs := serviceSchedule{svc}.Roles()
+			if len(rs) != 1 || rs[0].Fixed != tt.want {
+				t.Fatalf("roles %+v, want web fixed=%v", rs, tt.want)
+			}
+		})
+	}
+}
+
+// TestReplaceResult: the action's result copies the report's hosts (with
+// their reasons and errors) and each discarded host's backup error and
+// restore points: a backup restored, none (started empty), or a role
+// keeping no backup.
+func TestReplaceResult(t *testing.T) {
+	if r := replaceResult(deployer.Report{}, nil); r != nil {
+		t.Errorf("nothing done: %+v, want nil", r)
+	}
+	at := time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+	rep := deployer.Report{Hosts: []deployer.HostResult{
+		{Label: "db-1", Role: "db", InstanceID: "i-1", Action: deployer.ActionRemoved, Reason: deployer.ReasonDataDiscarded, DrainErr: errors.New("backup: timeout")},
+		{Label: "db-1", Role: "db", InstanceID: "i-2", Action: deployer.ActionLaunched},
+		{Label: "web-1", Role: "web", InstanceID: "i-3", Action: deployer.ActionFailed, Intended: deployer.ActionRemoved, Err: errors.New("terminating: throttled")},
+	}}
+	discarded := []discardedHost{
+		{Label: "db-1", InstanceID: "i-1", BackupErr: "backup: timeout", Restored: []restorePoint{
+			{role: "db", app: "pg", b: converge.Backup{Key: "b/db/pg/1", CreatedAt: at}}, {role: "db", app: "redis"}}},
+		{Label: "cache-1", InstanceID: "i-4", BackupErr: "drain: refused", Restored: []restorePoint{{role: "cache"}}},
+	}
+	got, err := json.Marshal(replaceResult(rep, discarded))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"hosts":[{"label":"db-1","instance_id":"i-1","action":"removed","reason":"replaced-data-discarded"},` +
+		`{"label":"db-1","instance_id":"i-2","action":"launched"},` +
+		`{"label":"web-1","instance_id":"i-3","action":"failed","error":"terminating: throttled"}],` +
+		`"discarded":[{"label":"db-1","instance_id":"i-1","backup_error":"backup: timeout","restored":[` +
+		`{"role":"db","app":"pg","key":"b/db/pg/1","created_at":"2026-11-26T03:00:00Z"},{"role":"db","app":"redis"}]},` +
+		`{"label":"cache-1","instance_id":"i-4","backup_error":"drain: refused","restored":[{"role":"cache"}]}]}`
+	if string(got) != want {
+		t.Errorf("result\n got %s\nwant %s", got, want)
 	}
 }

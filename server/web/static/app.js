@@ -225,6 +225,36 @@
     else text = `${what}: done at ${when(a.finished)}`;
     replace(el, text);
     el.className = "small " + (a.error ? "form-msg err" : "muted");
+    renderResult(a.running ? null : a.result);
+  }
+
+  // renderResult lists what the last action did: first the hosts whose
+  // data a replace discarded (the backup error, and the backup the new
+  // host restored or that it started empty), then each host's outcome
+  // with the deployer's reason (replaced, replaced-data-discarded, ...).
+  function renderResult(res) {
+    const el = $("#action-result");
+    const discarded = (res && res.discarded) || [];
+    const hosts = (res && res.hosts) || [];
+    el.hidden = !discarded.length && !hosts.length;
+    if (el.hidden) { replace(el); return; }
+    const restored = (d, p) => {
+      if (!p.app) return `role ${p.role} is not stateful: it keeps no backup`;
+      if (!p.key) return `${p.app}: no verified backup: the new ${d.label} started empty`;
+      return h("span", {}, `${p.app}: the new ${d.label} restored `, h("code", { class: "restored-key" }, p.key),
+        `, taken ${p.created_at ? when(p.created_at) : "at an unknown time"}: what the old host wrote after it is lost`);
+    };
+    const items = discarded.map((d) => h("li", { class: "discarded", "data-discarded": d.label },
+      h("strong", {}, `${d.label} (${d.instance_id || "no instance"}): data discarded.`),
+      ` Terminated without a verified backup: ${d.backup_error}`,
+      h("ul", {}, (d.restored || []).map((p) => h("li", {}, restored(d, p))))));
+    for (const x of hosts) {
+      items.push(h("li", { "data-host": x.label, class: x.action === "failed" ? "err" : null },
+        h("span", { class: "mono" }, x.label), ` ${x.instance_id ? "(" + x.instance_id + ") " : ""}${x.action}`,
+        x.reason ? h("span", { class: "chip reason" }, x.reason) : null,
+        x.error ? `: ${x.error}` : null));
+    }
+    replace(el, h("ul", {}, items));
   }
 
   // ---- roles ----
@@ -413,7 +443,10 @@
       if (!list.length) continue;
       rows.push(h("tr", { class: "group" }, h("td", { colspan: cols }, `${role} · ${list.length} host${list.length === 1 ? "" : "s"}`)));
       for (const x of list) {
-        const act = !acts || !x.label ? null : h("td", { class: "act" },
+        // A fixed role's hosts (the static cloud's) are never launched
+        // nor terminated by tide: they cannot be replaced.
+        const fixed = !!(state.roles.find((r) => r.name === x.role) || {}).fixed;
+        const act = !acts || !x.label ? null : fixed ? h("td", { class: "act muted small", title: "tide neither launches nor terminates this role's hosts" }, "fixed") : h("td", { class: "act" },
           h("button", { type: "button", class: "small secondary", "data-replace": x.label, disabled: running,
             title: running ? `wait: a ${state.action.kind} is running` : `give ${x.label} a new host`,
             onclick: () => replaceHost(x, false) }, "Replace"),
