@@ -639,13 +639,16 @@ func (s *Server) postReplace(w http.ResponseWriter, r *http.Request) error {
 }
 
 // checkReplace refuses, with a 400, a replace without labels, with a label
-// that is not role-N of a role of the schedule in force or named twice, or
-// that discards data without a reason.
+// that is not role-N of a role of the schedule in force or named twice, of
+// a fixed role (tide neither launches nor terminates its hosts), or that
+// discards data without a reason.
 func (s *Server) checkReplace(req *ReplaceRequest) error {
 	roles := s.o.Schedule.Roles()
 	names := make([]string, 0, len(roles))
+	fixed := map[string]bool{}
 	for _, ri := range roles {
 		names = append(names, ri.Name)
+		fixed[ri.Name] = ri.Fixed
 	}
 	switch {
 	case len(req.Labels) == 0:
@@ -665,6 +668,8 @@ func (s *Server) checkReplace(req *ReplaceRequest) error {
 			return errorf(http.StatusBadRequest, "label must be a role and a number like %s-1, not %q", firstOr(names, "web"), l)
 		case !slices.Contains(names, role):
 			return errorf(http.StatusBadRequest, "label %q: unknown role %q (known roles: %s)", l, role, strings.Join(names, ", "))
+		case fixed[role]:
+			return errorf(http.StatusBadRequest, "label %q: role %s's hosts are fixed: tide neither launches nor terminates them (replace the machine, then change its address in the schedule file)", l, role)
 		case seen[l]:
 			return errorf(http.StatusBadRequest, "label %q is named twice", l)
 		}

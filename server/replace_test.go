@@ -13,6 +13,9 @@ import (
 // action starts.
 func TestReplaceRefused(t *testing.T) {
 	f := newFixture(t, nil)
+	f.w.mu.Lock()
+	f.w.roles[2].Fixed = true // worker
+	f.w.mu.Unlock()
 	many := `{"labels":[` + strings.Repeat(`"web-1",`, maxReplaceLabels) + `"web-2"]}`
 	tests := []struct {
 		name, body, token string
@@ -34,6 +37,7 @@ func TestReplaceRefused(t *testing.T) {
 		{"shell", `{"labels":["web-1; rm -rf /"]}`, testToken, 400, `label must be a role and a number`},
 		{"unknown role", `{"labels":["web-1","cache-2"]}`, testToken, 400, `label "cache-2": unknown role "cache" (known roles: db, web, worker)`},
 		{"twice", `{"labels":["web-1","web-1"]}`, testToken, 400, `label "web-1" is named twice`},
+		{"fixed role", `{"labels":["web-1","worker-2"]}`, testToken, 400, `label "worker-2": role worker's hosts are fixed: tide neither launches nor terminates them`},
 		{"discard without reason", `{"labels":["db-1"],"discard_data":true}`, testToken, 400, "discard_data needs a reason"},
 		{"discard with a blank reason", `{"labels":["db-1"],"discard_data":true,"reason":"  "}`, testToken, 400, "discard_data needs a reason"},
 		{"long reason", fmt.Sprintf(`{"labels":["db-1"],"reason":%q}`, strings.Repeat("x", 501)), testToken, 400, "longer than 500"},
