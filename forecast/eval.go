@@ -110,6 +110,9 @@ type M4Report struct {
 	Quantile float64
 	Tide     Score
 	Naive    Score // seasonal naive, period 24
+	// Upper is the band of tide's upper bounds: its coverage (the same
+	// as Tide's) and its width relative to the point forecast.
+	Upper Band
 }
 
 // EvalM4 cuts the last holdout values off every series, forecasts
@@ -137,6 +140,11 @@ func EvalM4(ctx context.Context, series []Series, holdout, h, workers int, quant
 		scale := maseScale(s.Values, 24)
 		rep.Tide.Add(tests[i], point[i], scale)
 		rep.Tide.AddUpper(tests[i], upper[i])
+		for j, v := range tests[i] {
+			if !math.IsNaN(v) && j < len(upper[i]) {
+				rep.Upper.add(v, point[i][j], upper[i][j])
+			}
+		}
 		rep.Naive.Add(tests[i], predictor.SeasonalNaive(s.Values, 24, h), scale)
 	}
 	rep.Series = len(train)

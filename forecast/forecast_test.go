@@ -150,6 +150,13 @@ func TestEvalM4Hourly(t *testing.T) {
 	if c := rep.Tide.Coverage(); c < 0.7 || c > 0.99 {
 		t.Errorf("p95 coverage %.3f, want within [0.7, 0.99]", c)
 	}
+	if rep.Upper.Hits != rep.Tide.Hits || rep.Upper.Seen != rep.Tide.Seen {
+		t.Errorf("band counts %d of %d, score's %d of %d", rep.Upper.Hits, rep.Upper.Seen, rep.Tide.Hits, rep.Tide.Seen)
+	}
+	if w := rep.Upper.Width(); !(w > 0 && w < 0.5) {
+		t.Errorf("band width %.3f, want within (0, 0.5)", w)
+	}
+	t.Logf("band width %.3f", rep.Upper.Width())
 }
 
 // syntheticTrace is 15-minute samples over three weeks and a half with
