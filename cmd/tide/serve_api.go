@@ -35,7 +35,8 @@ func (svc *service) serverOptions(token string) server.Options {
 		},
 		Metrics: svc.registry,
 		Clock:   svc.clock,
-		Logger:  svc.logger.With("component", "server"),
+		// The server narrows the logger to its component itself.
+		Logger: svc.logger,
 	}
 	if !svc.flags.dryRun {
 		o.Fleet = serviceFleet{svc}

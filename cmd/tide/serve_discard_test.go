@@ -185,6 +185,10 @@ func TestServeReplaceDiscardsData(t *testing.T) {
 			t.Errorf("the log lacks %s:\n%s", want, grepLines(s.errs.String(), "time="))
 		}
 	}
+	// The server narrows its logger once.
+	if strings.Contains(s.errs.String(), "component=server component=server") {
+		t.Errorf("the server's lines name their component twice:\n%s", grepLines(s.errs.String(), "time="))
+	}
 }
 
 // holdDeadHost kills the local-cloud host of in and takes its SSH
