@@ -83,7 +83,7 @@ func runForecastM4(ctx context.Context, e *env, fs *flag.FlagSet, args []string)
 			fmt.Fprintf(w, "%-16s %7.3f %7.3f\n", s.Name, s.MASE(), s.SMAPE())
 		}
 		fmt.Fprintf(w, "tide/naive ratio  MASE %.3f  sMAPE %.3f\n", rep.Tide.MASE()/rep.Naive.MASE(), rep.Tide.SMAPE()/rep.Naive.SMAPE())
-		fmt.Fprintf(w, "upper p%g coverage %.3f (%d of %d)\n", 100*rep.Quantile, rep.Tide.Coverage(), rep.Tide.Hits, rep.Tide.Seen)
+		fmt.Fprintf(w, "upper p%g coverage %.3f (%d of %d), band width %.3f of the point\n", 100*rep.Quantile, rep.Tide.Coverage(), rep.Tide.Hits, rep.Tide.Seen, rep.Upper.Width())
 		if *out == "" {
 			return nil
 		}
