@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"strings"
 )
 
 // startAction runs an action (apply, deploy, rollback) in the background,
@@ -26,7 +27,17 @@ func (s *Server) startAction(st ActionStatus, fn func(ctx context.Context) (*Act
 		defer s.actWG.Done()
 		ctx, cancel := context.WithTimeout(s.actCtx, s.o.ActionTimeout)
 		defer cancel()
-		s.logger.Info("action started", "kind", st.Kind, "app", st.App, "revision", st.Revision)
+		attrs := []any{"kind", st.Kind}
+		if st.App != "" {
+			attrs = append(attrs, "app", st.App, "revision", st.Revision)
+		}
+		if len(st.Labels) > 0 {
+			attrs = append(attrs, "labels", strings.Join(st.Labels, ","), "discard_data", st.DiscardData)
+			if st.Reason != "" {
+				attrs = append(attrs, "reason", st.Reason)
+			}
+		}
+		s.logger.Info("action started", attrs...)
 		res, err := fn(ctx)
 		s.actMu.Lock()
 		defer s.actMu.Unlock()

@@ -594,6 +594,14 @@ func (svc *service) converge(ctx context.Context, desired map[string]int) error 
 	}
 	now := time.Now()
 	svc.metrics.ObserveReport(rep)
+	for _, h := range rep.Hosts {
+		if h.Action != deployer.ActionKept {
+			// A host came, went or started: what the page shows of the
+			// hosts is read afresh, not from a read taken mid-setup.
+			svc.forgetInspections()
+			break
+		}
+	}
 	ready, pending := map[string]int{}, map[string]int{}
 	for _, h := range rep.Hosts {
 		switch {
