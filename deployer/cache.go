@@ -182,6 +182,14 @@ func (c *labelCache) update(change func(f *cacheFile)) error {
 	return c.saveLocked()
 }
 
+// startRecord returns the failed starts recorded for instance id.
+func (c *labelCache) startRecord(id string) (startRecord, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.f.Starts[id]
+	return r, ok
+}
+
 func (c *labelCache) launchRecord(label string) launchRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -243,6 +243,17 @@ func (x *pass) start(ctx context.Context, r *HostResult, inst fleet.Instance) er
 // starts failed and how to give its data up.
 func (x *pass) startHost(ctx context.Context, r *HostResult, h Observed) error {
 	id := h.Instance.ID
+	if x.f.roles[r.Role].Stateful && h.StartFailures > 0 {
+		// A host that keeps failing to boot is not tried at every step of
+		// tide serve's loop: each try holds the fleet for the start's
+		// deadline.
+		if rec, ok := x.cache.startRecord(id); ok {
+			if next := rec.At.Add(startBackoff(h.StartFailures)); x.f.clk.Now().Before(next) {
+				return &StepError{Step: StepStarting, Err: fmt.Errorf("starting %s (%s): %d failed starts in a row, the next try at %s (%s holds the role's data; to give its data up, `tide replace %s --discard-data --reason …`)",
+					r.Label, id, h.StartFailures, next.UTC().Format(time.RFC3339), id, r.Label)}
+			}
+		}
+	}
 	err := x.start(ctx, r, h.Instance)
 	if err == nil {
 		if h.StartFailures == 0 {
@@ -263,6 +274,17 @@ func (x *pass) startHost(ctx context.Context, r *HostResult, h Observed) error {
 			err, n, id, r.Label)
 	}
 	return fmt.Errorf("%w (the next reconcile terminates %s and launches %s anew)", err, id, r.Label)
+}
+
+// startBackoff is how long a stateful role's stopped host whose start
+// failed n times in a row waits for the next try: 30 s, doubling, at most
+// 10 minutes.
+func startBackoff(n int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < n && d < 10*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 10*time.Minute)
 }
 
 // startLag is how many listings after a start may still show the instance

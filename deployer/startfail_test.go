@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tideops/tide/fleet"
 )
@@ -91,6 +92,18 @@ func TestReconcileFailedStartReplacedOrRetried(t *testing.T) {
 				t.Errorf("%d launch calls after the failed start, want the first only", n)
 			}
 
+			if tt.stateful {
+				// Within the backoff the host is not tried again.
+				rep = h.reconcile(t.Context(), desired)
+				if got := actions(rep); len(got) != 1 || !strings.HasPrefix(got[0], label+":failed(") ||
+					!strings.Contains(rep.Hosts[0].Err.Error(), "1 failed starts in a row, the next try at") {
+					t.Fatalf("reconcile within the backoff = %q (%v), want %s failed, waiting", got, rep.Hosts[0].Err, label)
+				}
+				if n := len(h.cloud.callsLike("start ")); n != 1 {
+					t.Errorf("%d start calls within the backoff, want the first only", n)
+				}
+				h.clk.Advance(startBackoff(1))
+			}
 			rep = h.reconcile(t.Context(), desired)
 			if got := actions(rep); !slices.Equal(got, tt.second) {
 				t.Fatalf("second reconcile = %q, want %q", got, tt.second)
@@ -124,6 +137,7 @@ func TestReconcileFailedStartReplacedOrRetried(t *testing.T) {
 			if !tt.thirdStart {
 				return
 			}
+			h.clk.Advance(startBackoff(2))
 			rep = h.reconcile(t.Context(), desired)
 			if got := actions(rep); !slices.Equal(got, []string{label + ":started"}) || rep.Hosts[0].InstanceID != first.ID {
 				t.Fatalf("third reconcile = %q on %s, want %s started on %s", got, rep.Hosts[0].InstanceID, label, first.ID)
@@ -255,5 +269,16 @@ func TestSettledStarts(t *testing.T) {
 	}
 	if got := newCacheFile("office").settledStarts(insts); got != nil {
 		t.Errorf("settled %q without records", got)
+	}
+}
+
+func TestStartBackoff(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		want time.Duration
+	}{{1, 30 * time.Second}, {2, time.Minute}, {3, 2 * time.Minute}, {5, 8 * time.Minute}, {6, 10 * time.Minute}, {60, 10 * time.Minute}} {
+		if got := startBackoff(tt.n); got != tt.want {
+			t.Errorf("startBackoff(%d) = %s, want %s", tt.n, got, tt.want)
+		}
 	}
 }

@@ -233,8 +233,8 @@ func TestReconcileStoppedHosts(t *testing.T) {
 }
 
 // TestReconcileStartFailsRetried: a stopped host whose start fails is
-// reported failed and its label is not launched beside it; the next
-// reconcile starts it, and no duplicate is ever launched.
+// reported failed and its label is not launched beside it; a reconcile
+// after the backoff starts it, and no duplicate is ever launched.
 func TestReconcileStartFailsRetried(t *testing.T) {
 	h := newHarness(t)
 	h.opts.Roles[1].Stateful = true
@@ -251,6 +251,7 @@ func TestReconcileStartFailsRetried(t *testing.T) {
 	if n := len(h.cloud.live()); n != 0 {
 		t.Fatalf("%d live hosts after the failed start, want none", n)
 	}
+	h.clk.Advance(startBackoff(1)) // the next try waits that long
 	rep = h.reconcile(t.Context(), map[string]int{"db": 1})
 	if got := actions(rep); !slices.Equal(got, []string{"db-1:started"}) || rep.Hosts[0].InstanceID != db1.ID {
 		t.Fatalf("second reconcile = %q on %s, want db-1 started on %s", got, rep.Hosts[0].InstanceID, db1.ID)
