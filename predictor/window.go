@@ -45,45 +45,39 @@ func (o *Online) bandScale(pred float64) float64 {
 // pathMax returns the highest model-space forecast from state s over the
 // step indices (from, to], as a value.
 func (o *Online) pathMax(s state, from, to int64) float64 {
-	f := o.fit
-	phi := f.m.ets.phi
-	r := f.r // per-step damping
+	r := o.fit.r // per-step damping
 	pw := math.Pow(r, float64(from-s.idx))
 	hi := math.Inf(-1)
 	for i := from + 1; i <= to; i++ {
 		pw *= r
-		d := i - s.idx
-		var tr float64
-		if phi >= 1 {
-			tr = s.trend * float64(d) / float64(o.k)
-		} else {
-			tr = s.trend * phi * (1 - pw) / (1 - phi)
-		}
-		hi = math.Max(hi, s.level+tr+f.seasonalAt(i, o.k))
+		hi = math.Max(hi, o.pathPoint(s, i, pw))
 	}
-	return math.Max(f.fromModel(hi), 0)
+	return math.Max(o.fit.fromModel(hi), 0)
+}
+
+// pathPoint is the model-space forecast from state s at step i; pw is
+// r^(i-s.idx), the damping its callers carry along the path step by step.
+func (o *Online) pathPoint(s state, i int64, pw float64) float64 {
+	phi := o.fit.m.ets.phi
+	var tr float64
+	if phi >= 1 {
+		tr = s.trend * float64(i-s.idx) / float64(o.k)
+	} else {
+		tr = s.trend * phi * (1 - pw) / (1 - phi)
+	}
+	return s.level + tr + o.fit.seasonalAt(i, o.k)
 }
 
 // pathPrefixMax is pathMax(s, s.idx, s.idx+j+1) for each j in out, in one
 // pass: out[j] is the highest model-space forecast over the first j+1
 // steps after s.idx (before fromModel and the floor at 0).
 func (o *Online) pathPrefixMax(s state, out []float64) {
-	f := o.fit
-	phi := f.m.ets.phi
-	r := f.r
-	pw := math.Pow(r, 0)
+	r := o.fit.r
+	pw := 1.0
 	hi := math.Inf(-1)
 	for j := range out {
-		i := s.idx + 1 + int64(j)
 		pw *= r
-		d := i - s.idx
-		var tr float64
-		if phi >= 1 {
-			tr = s.trend * float64(d) / float64(o.k)
-		} else {
-			tr = s.trend * phi * (1 - pw) / (1 - phi)
-		}
-		hi = math.Max(hi, s.level+tr+f.seasonalAt(i, o.k))
+		hi = math.Max(hi, o.pathPoint(s, s.idx+1+int64(j), pw))
 		out[j] = hi
 	}
 }
