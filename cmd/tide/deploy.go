@@ -20,6 +20,7 @@ import (
 	"github.com/tideops/tide/converge"
 	"github.com/tideops/tide/deployer"
 	"github.com/tideops/tide/fleet"
+	"github.com/tideops/tide/server"
 )
 
 func init() {
@@ -206,7 +207,7 @@ func (d *deployFlags) rollback(ctx context.Context, e *env, s *config.Schedule, 
 
 // hostReader reads the releases of app on its hosts afresh, over SSH.
 func (d *deployFlags) hostReader(s *config.Schedule, f *deployer.Fleet, app string) releaseReader {
-	return func(ctx context.Context) ([]hostReleases, error) {
+	return func(ctx context.Context) ([]server.HostReleases, error) {
 		return appReleases(ctx, s, f, app, func(ctx context.Context, hs []deployer.HostStatus) []*converge.HostState {
 			return inspectHosts(ctx, s, f, hs, *d.concurrency)
 		})
@@ -214,7 +215,7 @@ func (d *deployFlags) hostReader(s *config.Schedule, f *deployer.Fleet, app stri
 }
 
 // releaseReader reads the releases of an application on its hosts.
-type releaseReader func(ctx context.Context) ([]hostReleases, error)
+type releaseReader func(ctx context.Context) ([]server.HostReleases, error)
 
 // appHistory is an application's history as a rollback sees it: the
 // record (seeded from the hosts' releases when none was kept) and, once
@@ -222,7 +223,7 @@ type releaseReader func(ctx context.Context) ([]hostReleases, error)
 type appHistory struct {
 	app   string
 	hist  converge.Deployed
-	hosts []hostReleases
+	hosts []server.HostReleases
 	read  bool
 	from  releaseReader
 }
@@ -306,46 +307,33 @@ func (e *unknownReleaseError) Error() string {
 	return fmt.Sprintf("no such release of %s, recorded or on its hosts%s; known: %s", e.app, unread, strings.Join(e.known, " "))
 }
 
-// releaseList is an application's history and the releases on its hosts:
-// tide rollback --list --output json, and tide serve's GET /api/releases.
-type releaseList struct {
-	App     string `json:"app"`
-	Current string `json:"current"`
-	// Rollback is where a rollback goes ("" at the oldest revision).
-	Rollback string `json:"rollback,omitempty"`
-	// History is the history, oldest first, then the releases found only
-	// on hosts.
-	History []releaseRow   `json:"history"`
-	Hosts   []hostReleases `json:"hosts"`
-}
-
 // listReleases reads app's history and the releases on its hosts: what
 // tide rollback --list prints. It changes nothing.
-func listReleases(ctx context.Context, s *config.Schedule, stateDir, app string, from releaseReader) (releaseList, error) {
+func listReleases(ctx context.Context, s *config.Schedule, stateDir, app string, from releaseReader) (server.ReleaseView, error) {
 	h, err := loadHistory(ctx, s, stateDir, app, from)
 	if err != nil {
-		return releaseList{}, err
+		return server.ReleaseView{}, err
 	}
 	if err := h.readHosts(ctx); err != nil {
-		return releaseList{}, err
+		return server.ReleaseView{}, err
 	}
 	d, hosts := h.hist, h.hosts
 	if hosts == nil {
-		hosts = []hostReleases{}
+		hosts = []server.HostReleases{}
 	}
 	revs, cur := d.Branch()
 	back, _ := d.Back()
-	l := releaseList{App: app, Current: d.Revision, Rollback: back, History: []releaseRow{}, Hosts: hosts}
+	l := server.ReleaseView{App: app, Current: d.Revision, Rollback: back, History: []server.ReleaseRow{}, Hosts: hosts}
 	for _, r := range knownRevisions(d, hosts) {
-		row := releaseRow{Revision: r, State: "on hosts only", Hosts: []string{}}
+		row := server.ReleaseRow{Revision: r, State: server.ReleaseOnHostsOnly, Hosts: []string{}}
 		switch i := slices.Index(revs, r); {
 		case i < 0:
 		case i < cur:
-			row.State = "earlier"
+			row.State = server.ReleaseEarlier
 		case i == cur:
-			row.State = "current"
+			row.State = server.ReleaseCurrent
 		default:
-			row.State = "rolled back from"
+			row.State = server.ReleaseRolledBackFrom
 		}
 		for _, h := range hosts {
 			if slices.Contains(h.Releases, r) {
@@ -357,22 +345,10 @@ func listReleases(ctx context.Context, s *config.Schedule, stateDir, app string,
 	return l, nil
 }
 
-// hostReleases is one host's releases of an application.
-type hostReleases struct {
-	Label string `json:"label"`
-	Role  string `json:"role"`
-	// Answered is false when the host could not be read.
-	Answered bool `json:"answered"`
-	// Current is the release current points to.
-	Current string `json:"current,omitempty"`
-	// Releases are the complete releases on disk, oldest deployed first.
-	Releases []string `json:"releases"`
-}
-
 // appReleases reads the releases of app on each running host of its
 // roles, in Status's order (by role, then label number), through inspect
 // (a nil state: the host did not answer).
-func appReleases(ctx context.Context, s *config.Schedule, f *deployer.Fleet, app string, inspect func(context.Context, []deployer.HostStatus) []*converge.HostState) ([]hostReleases, error) {
+func appReleases(ctx context.Context, s *config.Schedule, f *deployer.Fleet, app string, inspect func(context.Context, []deployer.HostStatus) []*converge.HostState) ([]server.HostReleases, error) {
 	all, err := f.Status(ctx)
 	if err != nil {
 		return nil, err
@@ -384,9 +360,9 @@ func appReleases(ctx context.Context, s *config.Schedule, f *deployer.Fleet, app
 			hs = append(hs, h)
 		}
 	}
-	out := make([]hostReleases, len(hs))
+	out := make([]server.HostReleases, len(hs))
 	for i, st := range inspect(ctx, hs) {
-		out[i] = hostReleases{Label: hs[i].Label, Role: hs[i].Role, Answered: st != nil, Releases: []string{}}
+		out[i] = server.HostReleases{Label: hs[i].Label, Role: hs[i].Role, Answered: st != nil, Releases: []string{}}
 		if st == nil {
 			continue
 		}
@@ -400,7 +376,7 @@ func appReleases(ctx context.Context, s *config.Schedule, f *deployer.Fleet, app
 
 // seedHistory starts a history no deploy recorded from the releases on
 // the first host that has any, oldest first, the current revision last.
-func seedHistory(d converge.Deployed, hosts []hostReleases) converge.Deployed {
+func seedHistory(d converge.Deployed, hosts []server.HostReleases) converge.Deployed {
 	for _, h := range hosts {
 		if len(h.Releases) == 0 {
 			continue
@@ -419,7 +395,7 @@ func seedHistory(d converge.Deployed, hosts []hostReleases) converge.Deployed {
 }
 
 // onHosts tells whether some host holds rev complete.
-func onHosts(hosts []hostReleases, rev string) bool {
+func onHosts(hosts []server.HostReleases, rev string) bool {
 	for _, h := range hosts {
 		if slices.Contains(h.Releases, rev) {
 			return true
@@ -430,7 +406,7 @@ func onHosts(hosts []hostReleases, rev string) bool {
 
 // knownRevisions lists the history, then the releases found only on
 // hosts, in the order met.
-func knownRevisions(d converge.Deployed, hosts []hostReleases) []string {
+func knownRevisions(d converge.Deployed, hosts []server.HostReleases) []string {
 	known, _ := d.Branch()
 	for _, h := range hosts {
 		for _, r := range h.Releases {
@@ -442,18 +418,8 @@ func knownRevisions(d converge.Deployed, hosts []hostReleases) []string {
 	return known
 }
 
-// releaseRow is one revision in tide rollback --list.
-type releaseRow struct {
-	Revision string `json:"revision"`
-	// State is "earlier", "current", "rolled back from" (after current
-	// in the history) or "on hosts only".
-	State string `json:"state"`
-	// Hosts are the labels of the hosts holding the release complete.
-	Hosts []string `json:"hosts"`
-}
-
 // printReleases is tide rollback --list.
-func printReleases(e *env, output string, l releaseList) error {
+func printReleases(e *env, output string, l server.ReleaseView) error {
 	if output == "json" {
 		enc := json.NewEncoder(e.Stdout)
 		enc.SetIndent("", "  ")
@@ -468,7 +434,7 @@ func printReleases(e *env, output string, l releaseList) error {
 	fmt.Fprintln(tw, "  REVISION\tHISTORY\tON HOSTS")
 	for _, r := range l.History {
 		mark := "  "
-		if r.State == "current" {
+		if r.State == server.ReleaseCurrent {
 			mark = "* "
 		}
 		fmt.Fprintf(tw, "%s%s\t%s\t%s\n", mark, r.Revision, r.State, dash(strings.Join(r.Hosts, " ")))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tideops/tide/converge"
 	"github.com/tideops/tide/deployer"
+	"github.com/tideops/tide/server"
 )
 
 // rollbackSchedule has one application on two hosts, released from an
@@ -170,7 +171,7 @@ func TestRollbackWalksTheHistory(t *testing.T) {
 			Revision, State string
 			Hosts           []string
 		} `json:"history"`
-		Hosts []hostReleases `json:"hosts"`
+		Hosts []server.HostReleases `json:"hosts"`
 	}
 	if err := json.Unmarshal([]byte(tide("rollback", "--app", "shop", "--list", "--output", "json")), &list); err != nil {
 		t.Fatal(err)

@@ -403,7 +403,7 @@ func (r serviceReleases) Releases(ctx context.Context, app string) (server.Relea
 	fl := svc.fleet
 	svc.mu.Unlock()
 	s := svc.currentSchedule()
-	from := func(ctx context.Context) ([]hostReleases, error) {
+	from := func(ctx context.Context) ([]server.HostReleases, error) {
 		if fl == nil {
 			return nil, nil // --dry-run: no hosts are read
 		}
@@ -411,24 +411,7 @@ func (r serviceReleases) Releases(ctx context.Context, app string) (server.Relea
 			return svc.hostStates(ctx, fl, hs)
 		})
 	}
-	l, err := listReleases(ctx, s, svc.flags.stateDir, app, from)
-	if err != nil {
-		return server.ReleaseView{}, err
-	}
-	return releaseView(l), nil
-}
-
-// releaseView is the server's copy of a release list: the same JSON.
-func releaseView(l releaseList) server.ReleaseView {
-	v := server.ReleaseView{App: l.App, Current: l.Current, Rollback: l.Rollback,
-		History: make([]server.ReleaseRow, len(l.History)), Hosts: make([]server.HostReleases, len(l.Hosts))}
-	for i, r := range l.History {
-		v.History[i] = server.ReleaseRow{Revision: r.Revision, State: r.State, Hosts: r.Hosts}
-	}
-	for i, h := range l.Hosts {
-		v.Hosts[i] = server.HostReleases{Label: h.Label, Role: h.Role, Answered: h.Answered, Current: h.Current, Releases: h.Releases}
-	}
-	return v
+	return listReleases(ctx, s, svc.flags.stateDir, app, from)
 }
 
 var (
