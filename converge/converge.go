@@ -347,7 +347,7 @@ func (c *Converger) converge(ctx context.Context, t *target) (ready bool, err er
 			return st.Ready, err
 		}
 	}
-	if err := c.health(ctx, t, apps, first); err != nil {
+	if err := c.health(ctx, t, apps, health, first); err != nil {
 		return st.Ready, err
 	}
 	if !st.Ready {
@@ -608,15 +608,12 @@ func healthAttempt(out []byte) (probe string, passed, ok bool) {
 	return rest[:j], status == "0", true
 }
 
-// health runs the health attempt until the checks pass or the health
-// timeout passes; then it checks that every process still runs. first,
-// when not empty, is the output of an attempt that already ran at the end
-// of the deploy's script: when it passed, no further attempt is made.
-func (c *Converger) health(ctx context.Context, t *target, apps []*app, first []byte) error {
-	script, err := c.healthScript(t, apps)
-	if err != nil {
-		return err
-	}
+// health runs script (healthScript's) until the checks pass or the
+// health timeout passes; then it checks that every process still runs.
+// first, when not empty, is the output of an attempt that already ran at
+// the end of the deploy's script: when it passed, no further attempt is
+// made.
+func (c *Converger) health(ctx context.Context, t *target, apps []*app, script string, first []byte) error {
 	var out []byte
 	probe, passed, ok := healthAttempt(first)
 	if ok && passed {
