@@ -593,57 +593,6 @@ func (p *Provider) waitFree(ctx context.Context, a netip.Addr, d time.Duration) 
 	}
 }
 
-// Restart stops the host (if it runs) and boots it again, keeping its
-// filesystem and host key but, as on a cloud, not necessarily its address.
-// It also brings back a host whose process died.
-func (p *Provider) Restart(ctx context.Context, id string) (fleet.Instance, error) {
-	s, err := p.st.read()
-	if err != nil {
-		return fleet.Instance{}, err
-	}
-	r := s.find(id)
-	if r == nil {
-		return fleet.Instance{}, fmt.Errorf("restarting %s: %w", id, &fleet.NotFoundError{ID: id})
-	}
-	if r.State != fleet.StatePending && r.State != fleet.StateRunning {
-		return fleet.Instance{}, fmt.Errorf("restarting %s: instance is %s", id, r.State)
-	}
-	dir := p.st.hostDir(id)
-	if err := stopHost(ctx, p.clock, r.PID, dir, id, p.grace); err != nil {
-		return fleet.Instance{}, fmt.Errorf("restarting %s: %w", id, err)
-	}
-	var restarted *record
-	err = p.st.update(func(s *state) error {
-		rec := s.find(id)
-		if rec == nil || (rec.State != fleet.StatePending && rec.State != fleet.StateRunning) {
-			return fmt.Errorf("instance changed state while stopping")
-		}
-		rec.State = fleet.StateShuttingDown // frees its address for allocate
-		addr, err := p.allocate(s)
-		rec.State = fleet.StatePending
-		if err != nil {
-			return &fleet.InsufficientCapacityError{Type: rec.Type, Zone: rec.Zone, Err: err}
-		}
-		rec.Address = addr
-		_ = os.Remove(filepath.Join(dir, readyFile))
-		if err := p.writeHostConfig(rec); err != nil {
-			return err
-		}
-		pid, err := startHost(p.exe, dir, id)
-		if err != nil {
-			return err
-		}
-		rec.PID = pid
-		restarted = rec
-		return nil
-	})
-	if err != nil {
-		return fleet.Instance{}, fmt.Errorf("restarting %s: %w", id, err)
-	}
-	p.logger.Info("local host restarted", "instance_id", id, "addr", restarted.Address)
-	return p.view(restarted), nil
-}
-
 // HostKeyFingerprints returns the SHA256 host key fingerprints the host
 // printed on its console log at its last boot; none before it has booted.
 func (p *Provider) HostKeyFingerprints(ctx context.Context, id string) ([]string, error) {

@@ -349,7 +349,7 @@ func TestDeadHostIsStoppedAndRestarts(t *testing.T) {
 	if stopped.Address != "" {
 		t.Errorf("stopped host reports address %q", stopped.Address)
 	}
-	if _, err := tc.Restart(ctx, in.ID); err != nil {
+	if err := tc.Start(ctx, in.ID); err != nil {
 		t.Fatal(err)
 	}
 	back := waitState(t, tc.Provider, in.ID, fleet.StateRunning, 20*time.Second)
